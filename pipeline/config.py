@@ -1,0 +1,550 @@
+"""The pipeline's configuration: one YAML file parsed into documented dataclasses.
+
+`load_config` reads the YAML, applies `--set a.b=value` overrides, builds the dataclasses (rejecting
+unknown keys and wrong types) and runs `validate`, the single place where semantic rules live. Every
+error names the dotted field and the offending value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "BeamConfig",
+    "Config",
+    "DataConfig",
+    "EventFields",
+    "EventsInput",
+    "ItemFields",
+    "ItemsInput",
+    "PreprocessConfig",
+    "SampleDataConfig",
+    "SplitConfig",
+    "ValidationConfig",
+    "VocabConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+    "validate",
+]
+
+FORMATS = ("jsonl", "csv", "parquet", "movielens")
+SPLIT_METHODS = ("temporal", "leave_last_out", "random")
+TIMESTAMP_UNITS = ("auto", "s", "ms")
+RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+
+
+@dataclass
+class EventFields:
+    """Where each event attribute lives in an input record (column or JSON key).
+
+    Attributes:
+      user_id: Required. The user's identifier.
+      item_id: Required. The item's identifier; must exist in the item catalog.
+      timestamp: Required. Epoch seconds, epoch milliseconds or an ISO-8601 string.
+      event_type: Optional key; records without it get `EventsInput.default_event_type`.
+        `null` means the data has no event types.
+      rating: Optional key of an explicit rating, used as the label. When set, every record
+        must carry a numeric rating. `null` means implicit feedback (label 1.0).
+      weight: Optional key of a per-event sample weight. When absent the weight comes from
+        `PreprocessConfig.event_type_weights` (default 1.0).
+    """
+
+    user_id: str = "user_id"
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    event_type: str | None = "event_type"
+    rating: str | None = None
+    weight: str | None = None
+
+
+@dataclass
+class ItemFields:
+    """Where each item attribute lives in an item record.
+
+    Attributes:
+      item_id: Required. The identifier events refer to.
+      title: Required, non-empty.
+      description: Optional free text; empty descriptions are allowed.
+      categories: Optional; a list, or a string split on `ItemsInput.category_delimiter`.
+    """
+
+    item_id: str = "item_id"
+    title: str = "title"
+    description: str | None = "description"
+    categories: str | None = "categories"
+
+
+@dataclass
+class EventsInput:
+    """The interaction log.
+
+    Attributes:
+      path: File name or glob, relative to `data.path` unless absolute or a URL (gs://...).
+      fields: Field mapping, see `EventFields`.
+      timestamp_unit: `auto` (numbers above 1e11 are milliseconds), `s` or `ms`.
+      default_event_type: Event type of records that carry none.
+    """
+
+    path: str = "events*"
+    fields: EventFields = field(default_factory=EventFields)
+    timestamp_unit: str = "auto"
+    default_event_type: str = "interaction"
+
+
+@dataclass
+class ItemsInput:
+    """The item catalog.
+
+    Attributes:
+      path: File name or glob, relative to `data.path` unless absolute or a URL.
+      fields: Field mapping, see `ItemFields`.
+      category_delimiter: Separator when categories arrive as one string.
+      extra_text_fields: Further text fields appended to the item text, in this order.
+    """
+
+    path: str = "items*"
+    fields: ItemFields = field(default_factory=ItemFields)
+    category_delimiter: str = "|"
+    extra_text_fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    """Where the raw data is and how to read it.
+
+    Attributes:
+      format: `jsonl`, `csv`, `parquet`, or `movielens` (ml-100k, ml-1m, ml-latest[-small]
+        directories, detected by their files).
+      path: Dataset directory, file or glob; `{work_dir}` is replaced by the work directory.
+        With a file or glob, it names the events and `items.path` must be given in full.
+      events: The interaction log, see `EventsInput`.
+      items: The item catalog, see `ItemsInput`.
+      csv_delimiter: Field separator for `csv` input.
+    """
+
+    format: str = "jsonl"
+    path: str = "{work_dir}/sample_data"
+    events: EventsInput = field(default_factory=EventsInput)
+    items: ItemsInput = field(default_factory=ItemsInput)
+    csv_delimiter: str = ","
+
+
+@dataclass
+class SampleDataConfig:
+    """The embedded synthetic marketplace written by `recsys sample-data`.
+
+    Attributes:
+      n_users: Number of users.
+      n_items: Number of catalog items.
+      n_categories: Number of categories (at most 20 are defined).
+      days: Length of the simulated log in days.
+      sessions_per_user: Mean number of sessions a user has over the log.
+      cold_item_fraction: Share of items added near the end of the log (few or no events).
+      seed: Seed of the generator; the same seed gives byte-identical files.
+      format: File format written: `jsonl`, `csv` or `parquet`.
+    """
+
+    n_users: int = 2000
+    n_items: int = 3000
+    n_categories: int = 20
+    days: int = 120
+    sessions_per_user: float = 8.0
+    cold_item_fraction: float = 0.08
+    seed: int = 7
+    format: str = "jsonl"
+
+
+@dataclass
+class SplitConfig:
+    """How events are divided into train and eval.
+
+    Attributes:
+      method: `temporal` (a global time cutoff; the default), `leave_last_out` (each user's
+        last event is eval) or `random` (a seeded hash of the event).
+      eval_fraction: Share of events in eval, for `temporal` (the cutoff is that quantile of
+        event times) and for `random` without `eval_count`.
+      cutoff: `temporal` only: an explicit cutoff (epoch seconds or ISO-8601); events at or
+        after it are eval. Overrides `eval_fraction`.
+      eval_count: `random` only: the exact number of eval events (the TFRS tutorials use
+        20,000 of MovieLens 100K's 100,000 ratings).
+      seed: Seed of the `random` split.
+    """
+
+    method: str = "temporal"
+    eval_fraction: float = 0.1
+    cutoff: str | None = None
+    eval_count: int | None = None
+    seed: int = 42
+
+
+@dataclass
+class VocabConfig:
+    """Vocabularies of users, items and categories.
+
+    Attributes:
+      min_count: Users with fewer kept events are left out of the user vocabulary (they map to
+        the out-of-vocabulary bucket).
+      item_min_count: Catalog items with fewer kept events are left out of the item vocabulary.
+        0 keeps every catalog item, cold ones included.
+      category_min_count: Categories on fewer items are left out.
+      num_oov_buckets: Out-of-vocabulary buckets the model reserves for unknown ids.
+    """
+
+    min_count: int = 1
+    item_min_count: int = 0
+    category_min_count: int = 1
+    num_oov_buckets: int = 1
+
+
+@dataclass
+class ValidationConfig:
+    """Limits that send a record to the dead letters.
+
+    Attributes:
+      max_id_bytes: Longest user or item id, in UTF-8 bytes.
+      max_field_bytes: Longest value of any other field, in UTF-8 bytes.
+      max_record_bytes: Longest raw record (line or row).
+    """
+
+    max_id_bytes: int = 256
+    max_field_bytes: int = 65536
+    max_record_bytes: int = 1 << 20
+
+
+@dataclass
+class PreprocessConfig:
+    """The Beam preprocessing job.
+
+    Attributes:
+      history_length: H, the number of most recent earlier items kept as each event's history.
+      split: See `SplitConfig`.
+      vocab: See `VocabConfig`.
+      validation: See `ValidationConfig`.
+      event_type_weights: Sample weight per event type when the data carries no weight field.
+      user_shards: Number of groups users are hashed into for history building; more shards
+        mean smaller groups per worker.
+      output_shards: Files per TFRecord output; 0 lets the runner decide.
+      chunk_size: Raw records handed to a worker at a time.
+    """
+
+    history_length: int = 20
+    split: SplitConfig = field(default_factory=SplitConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    event_type_weights: dict[str, float] = field(default_factory=dict)
+    user_shards: int = 64
+    output_shards: int = 0
+    chunk_size: int = 2000
+
+
+@dataclass
+class BeamConfig:
+    """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
+
+    Attributes:
+      runner: Beam runner name.
+      direct_num_workers: DirectRunner worker count; 0 means one per CPU core.
+      direct_running_mode: `in_memory`, `multi_threading` or `multi_processing`.
+      options: Further pipeline flags, as on a command line (e.g. `--project=p`).
+    """
+
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 0
+    direct_running_mode: str = "multi_processing"
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    """The whole configuration.
+
+    Attributes:
+      work_dir: Every step reads its inputs from and writes its outputs under this directory.
+      data: See `DataConfig`.
+      sample_data: See `SampleDataConfig`.
+      preprocess: See `PreprocessConfig`.
+      beam: See `BeamConfig`.
+    """
+
+    work_dir: str = "work"
+    data: DataConfig = field(default_factory=DataConfig)
+    sample_data: SampleDataConfig = field(default_factory=SampleDataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    beam: BeamConfig = field(default_factory=BeamConfig)
+
+    def data_path(self) -> str:
+        """`data.path` with `{work_dir}` substituted."""
+        return self.data.path.replace("{work_dir}", self.work_dir)
+
+    def step_dir(self, step: str) -> str:
+        """The output folder of a pipeline step."""
+        return os.path.join(self.work_dir, step)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Reads a YAML config (or the defaults when `path` is None), applies overrides, validates."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path!r}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path!r} is not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"config file {path!r} must hold a mapping (got {type(loaded).__name__})"
+            )
+        raw = loaded or {}
+    raw = apply_overrides(raw, overrides)
+    config = config_from_dict(raw)
+    validate(config)
+    return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Returns a copy of `raw` with each `a.b.c=value` set; values are parsed as YAML scalars."""
+    result = _deep_copy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override must look like key.path=value (got {item!r})")
+        parts = key.strip().split(".")
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: field {part!r} is not a section")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Builds the dataclasses, rejecting unknown keys and values of the wrong type."""
+    return _build(Config, raw, "")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"field {where!r} must be a mapping (got {raw!r})")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown field {prefix + str(unknown[0])!r} (known fields of {where!r}: "
+            f"{', '.join(sorted(names))})"
+        )
+    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, name)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, name + ".")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"field {name!r} must be a list (got {value!r})")
+        return [_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"field {name!r} must be a mapping (got {value!r})")
+        return {
+            _coerce(args[0], k, f"{name} key"): _coerce(args[1], v, f"{name}.{k}")
+            for k, v in value.items()
+        }
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"field {name!r} must be true or false (got {value!r})")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"field {name!r} must be an integer (got {value!r})")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"field {name!r} must be a number (got {value!r})")
+        return float(value)
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"field {name!r} must be a string (got {value!r})")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {name}")  # a bug in this module
+
+
+def validate(config: Config) -> None:
+    """Checks every semantic rule; raises one ConfigError naming each bad field and value."""
+    errors: list[str] = []
+
+    def check(ok: bool, name: str, value: Any, rule: str) -> None:
+        if not ok:
+            errors.append(f"{name} {rule} (got {value!r})")
+
+    def choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+        check(value in allowed, name, value, f"must be one of {', '.join(allowed)}")
+
+    check(bool(config.work_dir.strip()), "work_dir", config.work_dir, "must not be empty")
+    d = config.data
+    choice("data.format", d.format, FORMATS)
+    check(bool(d.path.strip()), "data.path", d.path, "must not be empty")
+    choice("data.events.timestamp_unit", d.events.timestamp_unit, TIMESTAMP_UNITS)
+    for name in ("user_id", "item_id", "timestamp"):
+        value = getattr(d.events.fields, name)
+        check(bool(value.strip()), f"data.events.fields.{name}", value, "must not be empty")
+    for name in ("item_id", "title"):
+        value = getattr(d.items.fields, name)
+        check(bool(value.strip()), f"data.items.fields.{name}", value, "must not be empty")
+    check(len(d.csv_delimiter) == 1, "data.csv_delimiter", d.csv_delimiter, "must be 1 character")
+    check(
+        bool(d.items.category_delimiter),
+        "data.items.category_delimiter",
+        d.items.category_delimiter,
+        "must not be empty",
+    )
+
+    s = config.sample_data
+    check(s.n_users >= 10, "sample_data.n_users", s.n_users, "must be at least 10")
+    check(s.n_items >= 20, "sample_data.n_items", s.n_items, "must be at least 20")
+    check(
+        2 <= s.n_categories <= 20,
+        "sample_data.n_categories",
+        s.n_categories,
+        "must be between 2 and 20",
+    )
+    check(s.days >= 2, "sample_data.days", s.days, "must be at least 2")
+    check(
+        s.sessions_per_user > 0,
+        "sample_data.sessions_per_user",
+        s.sessions_per_user,
+        "must be positive",
+    )
+    check(
+        0 <= s.cold_item_fraction < 0.5,
+        "sample_data.cold_item_fraction",
+        s.cold_item_fraction,
+        "must be in [0, 0.5)",
+    )
+    choice("sample_data.format", s.format, ("jsonl", "csv", "parquet"))
+
+    p = config.preprocess
+    check(
+        p.history_length >= 1, "preprocess.history_length", p.history_length, "must be at least 1"
+    )
+    sp = p.split
+    choice("preprocess.split.method", sp.method, SPLIT_METHODS)
+    check(
+        0 < sp.eval_fraction < 1,
+        "preprocess.split.eval_fraction",
+        sp.eval_fraction,
+        "must be in (0, 1)",
+    )
+    if sp.cutoff is not None:
+        check(
+            sp.method == "temporal",
+            "preprocess.split.cutoff",
+            sp.cutoff,
+            "is only used by the temporal split",
+        )
+        from pipeline.timestamps import TimestampError, parse_timestamp
+
+        try:
+            parse_timestamp(sp.cutoff, "auto")
+        except TimestampError:
+            check(
+                False,
+                "preprocess.split.cutoff",
+                sp.cutoff,
+                "must be epoch seconds or an ISO-8601 time",
+            )
+    if sp.eval_count is not None:
+        check(
+            sp.method == "random",
+            "preprocess.split.eval_count",
+            sp.eval_count,
+            "is only used by the random split",
+        )
+        check(
+            sp.eval_count >= 1, "preprocess.split.eval_count", sp.eval_count, "must be at least 1"
+        )
+    v = p.vocab
+    check(v.min_count >= 1, "preprocess.vocab.min_count", v.min_count, "must be at least 1")
+    check(
+        v.item_min_count >= 0,
+        "preprocess.vocab.item_min_count",
+        v.item_min_count,
+        "must be at least 0",
+    )
+    check(
+        v.category_min_count >= 1,
+        "preprocess.vocab.category_min_count",
+        v.category_min_count,
+        "must be at least 1",
+    )
+    check(
+        v.num_oov_buckets >= 1,
+        "preprocess.vocab.num_oov_buckets",
+        v.num_oov_buckets,
+        "must be at least 1",
+    )
+    val = p.validation
+    for name in ("max_id_bytes", "max_field_bytes", "max_record_bytes"):
+        value = getattr(val, name)
+        check(value >= 1, f"preprocess.validation.{name}", value, "must be at least 1")
+    for event_type, weight in p.event_type_weights.items():
+        check(
+            weight >= 0,
+            f"preprocess.event_type_weights.{event_type}",
+            weight,
+            "must not be negative",
+        )
+    check(p.user_shards >= 1, "preprocess.user_shards", p.user_shards, "must be at least 1")
+    check(p.output_shards >= 0, "preprocess.output_shards", p.output_shards, "must be at least 0")
+    check(p.chunk_size >= 1, "preprocess.chunk_size", p.chunk_size, "must be at least 1")
+
+    b = config.beam
+    check(
+        b.direct_num_workers >= 0,
+        "beam.direct_num_workers",
+        b.direct_num_workers,
+        "must be at least 0",
+    )
+    choice("beam.direct_running_mode", b.direct_running_mode, RUNNING_MODES)
+
+    if errors:
+        raise ConfigError("invalid config: " + "; ".join(errors))

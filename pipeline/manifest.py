@@ -1,0 +1,85 @@
+"""Step manifests: atomic JSON writes and input fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+__all__ = [
+    "code_version",
+    "fingerprint_files",
+    "read_json",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+_HASH_LIMIT = 4 << 30  # local files up to 4 GiB get a content hash; larger ones size + mtime
+
+
+def code_version() -> str:
+    """The installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("recsys-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes a file so a reader sees the old content or the new, never a partial file.
+
+    Local paths are written to a temporary file in the same folder and renamed; object stores
+    (gs://, s3://) write whole objects, which is atomic there.
+    """
+    if "://" in path:
+        with FileSystems.create(path) as f:
+            f.write(text.encode("utf-8"))
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: str, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str) -> Any:
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def fingerprint_files(paths: list[str]) -> list[dict[str, Any]]:
+    """Path, size, modification time and (local files) SHA-256 of each input file."""
+    out = []
+    for path in paths:
+        meta = FileSystems.match([path])[0].metadata_list[0]
+        entry: dict[str, Any] = {
+            "path": meta.path,
+            "size": meta.size_in_bytes,
+            "mtime": meta.last_updated_in_seconds,
+        }
+        if "://" not in path and meta.size_in_bytes <= _HASH_LIMIT:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            entry["sha256"] = digest.hexdigest()
+        out.append(entry)
+    return out

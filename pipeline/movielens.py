@@ -1,0 +1,226 @@
+"""Adapters for the MovieLens layouts users download: ml-100k, ml-1m, ml-latest(-small).
+
+`detect_layout` recognizes a directory by its files; the decoders turn each layout's lines or rows
+into the pipeline's canonical fields (`user_id`, `item_id`, `rating`, `timestamp` for ratings;
+`item_id`, `title`, `description`, `categories` for movies; `item_id`, `tag` for tags). Item text is
+the title and genres, plus tags when the layout has them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import reasons
+from pipeline.errors import DataError
+from pipeline.reasons import RecordError
+
+__all__ = ["DECODERS", "Layout", "detect_layout"]
+
+_NO_GENRES = "(no genres listed)"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One MovieLens release on disk.
+
+    Attributes:
+      name: `ml-100k`, `ml-1m` or `ml-latest` (the small and full ml-latest share a layout).
+      events_path / items_path / tags_path: Files of ratings, movies and (optional) tags.
+      events_reader / items_reader / tags_reader: `lines` or `csv` (see `pipeline.formats`).
+      events_decoder / items_decoder / tags_decoder: Decoder names in `DECODERS`.
+      genres: ml-100k genre names in flag order (from `u.genre`).
+    """
+
+    name: str
+    events_path: str
+    items_path: str
+    events_reader: str
+    events_decoder: str
+    items_reader: str
+    items_decoder: str
+    tags_path: str | None = None
+    tags_reader: str = "csv"
+    tags_decoder: str = "movielens_tag_csv"
+    genres: tuple[str, ...] = ()
+
+
+def detect_layout(path: str) -> Layout:
+    """Recognizes a MovieLens directory by its files.
+
+    Raises:
+      DataError: naming the directory and the files looked for.
+    """
+
+    def has(name: str) -> bool:
+        return os.path.isfile(os.path.join(path, name))
+
+    def join(name: str) -> str:
+        return os.path.join(path, name)
+
+    if not os.path.isdir(path):
+        raise DataError(f"data.path {path!r} is not a directory (format movielens needs one)")
+    if has("u.data") and has("u.item"):
+        return Layout(
+            name="ml-100k",
+            events_path=join("u.data"),
+            items_path=join("u.item"),
+            events_reader="lines",
+            events_decoder="movielens_100k_rating",
+            items_reader="lines",
+            items_decoder="movielens_100k_item",
+            genres=_read_100k_genres(join("u.genre")) if has("u.genre") else _ML100K_GENRES,
+        )
+    if has("ratings.dat") and has("movies.dat"):
+        return Layout(
+            name="ml-1m",
+            events_path=join("ratings.dat"),
+            items_path=join("movies.dat"),
+            events_reader="lines",
+            events_decoder="movielens_dat_rating",
+            items_reader="lines",
+            items_decoder="movielens_dat_movie",
+        )
+    if has("ratings.csv") and has("movies.csv"):
+        return Layout(
+            name="ml-latest",
+            events_path=join("ratings.csv"),
+            items_path=join("movies.csv"),
+            events_reader="csv",
+            events_decoder="movielens_rating_csv",
+            items_reader="csv",
+            items_decoder="movielens_movie_csv",
+            tags_path=join("tags.csv") if has("tags.csv") else None,
+        )
+    raise DataError(
+        f"data.path {path!r} is not a MovieLens directory: expected u.data + u.item (ml-100k), "
+        "ratings.dat + movies.dat (ml-1m) or ratings.csv + movies.csv (ml-latest)"
+    )
+
+
+# The genre order of ml-100k's u.item flags, used when u.genre is absent.
+_ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+
+
+def _read_100k_genres(path: str) -> tuple[str, ...]:
+    pairs = []
+    with open(path, encoding="latin-1") as f:
+        for line in f:
+            name, sep, index = line.strip().rpartition("|")
+            if sep and index.isdigit():
+                pairs.append((int(index), name))
+    return tuple(name for _, name in sorted(pairs))
+
+
+def _split(raw: bytes, separator: bytes, expected: int, what: str) -> list[bytes]:
+    parts = raw.split(separator)
+    if len(parts) != expected:
+        raise RecordError(
+            reasons.MALFORMED, f"{what}: expected {expected} fields, got {len(parts)}"
+        )
+    return parts
+
+
+def _ascii(value: bytes) -> str:
+    try:
+        return value.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise RecordError(reasons.INVALID_UTF8, "non-ASCII bytes in a numeric field") from None
+
+
+def _rating(parts: list[bytes]) -> dict[str, Any]:
+    user, item, rating, timestamp = (_ascii(p) for p in parts)
+    return {"user_id": user, "item_id": item, "rating": rating, "timestamp": timestamp}
+
+
+def _decode_100k_rating(raw: bytes, fmt: Any) -> dict[str, Any]:
+    return _rating(_split(raw, b"\t", 4, "u.data line"))
+
+
+def _decode_dat_rating(raw: bytes, fmt: Any) -> dict[str, Any]:
+    return _rating(_split(raw, b"::", 4, "ratings.dat line"))
+
+
+def _decode_100k_item(raw: bytes, fmt: Any) -> dict[str, Any]:
+    genres = fmt.option("genres") or _ML100K_GENRES
+    parts = raw.decode("latin-1").split("|")
+    if len(parts) != 5 + len(genres):
+        raise RecordError(
+            reasons.MALFORMED, f"u.item line: expected {5 + len(genres)} fields, got {len(parts)}"
+        )
+    flags = parts[5:]
+    categories = [genre for genre, flag in zip(genres, flags, strict=True) if flag.strip() == "1"]
+    return {
+        "item_id": parts[0].strip(),
+        "title": parts[1].strip(),
+        "description": "",
+        "categories": categories,
+    }
+
+
+def _decode_dat_movie(raw: bytes, fmt: Any) -> dict[str, Any]:
+    item, title, genres = (p.decode("latin-1") for p in _split(raw, b"::", 3, "movies.dat line"))
+    return {
+        "item_id": item.strip(),
+        "title": title.strip(),
+        "description": "",
+        "categories": _genres(genres),
+    }
+
+
+def _genres(text: str) -> list[str]:
+    return [g.strip() for g in text.split("|") if g.strip() and g.strip() != _NO_GENRES]
+
+
+def _require(row: dict[str, Any], *names: str) -> list[str]:
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise RecordError(reasons.MISSING_FIELD, f"missing column {missing[0]!r}", missing[0])
+    return [str(row[n]) for n in names]
+
+
+def _decode_rating_csv(raw: dict[str, Any], fmt: Any) -> dict[str, Any]:
+    user, item, rating, timestamp = _require(raw, "userId", "movieId", "rating", "timestamp")
+    return {"user_id": user, "item_id": item, "rating": rating, "timestamp": timestamp}
+
+
+def _decode_movie_csv(raw: dict[str, Any], fmt: Any) -> dict[str, Any]:
+    item, title, genres = _require(raw, "movieId", "title", "genres")
+    return {"item_id": item, "title": title, "description": "", "categories": _genres(genres)}
+
+
+def _decode_tag_csv(raw: dict[str, Any], fmt: Any) -> dict[str, Any]:
+    item, tag = _require(raw, "movieId", "tag")
+    return {"item_id": item.strip(), "tag": tag.strip()}
+
+
+DECODERS = {
+    "movielens_100k_rating": _decode_100k_rating,
+    "movielens_100k_item": _decode_100k_item,
+    "movielens_dat_rating": _decode_dat_rating,
+    "movielens_dat_movie": _decode_dat_movie,
+    "movielens_rating_csv": _decode_rating_csv,
+    "movielens_movie_csv": _decode_movie_csv,
+    "movielens_tag_csv": _decode_tag_csv,
+}

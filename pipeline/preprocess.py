@@ -1,0 +1,423 @@
+"""`recsys preprocess`: logs + item catalog → validated, split TFRecords, vocabularies and stats.
+
+`build_pipeline` wires the composite transforms of `pipeline.transforms`; `run` resolves inputs,
+runs the pipeline on any Beam runner (flags decide), checks that the counts reconcile, and
+publishes the output folder with its `manifest.json`. Locally the folder is built beside the
+final one and renamed into place, so a reader never sees a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.stats import ApproximateQuantiles
+
+from pipeline import schema, splits
+from pipeline.config import Config
+from pipeline.errors import DataError
+from pipeline.inputs import InputPlan, plan_inputs
+from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
+from pipeline.progress import Heartbeat, say
+from pipeline.stats import summarize
+from pipeline.timestamps import format_timestamp, parse_timestamp
+from pipeline.transforms import (
+    DEAD,
+    BuildTimelines,
+    EncodeItems,
+    MergeDicts,
+    MergeItemCounts,
+    ParseEvents,
+    ParseItems,
+    ParseTags,
+    ReadChunks,
+    ResolveItems,
+    SmallestDistinctKeys,
+    to_json_line,
+)
+from pipeline.vocab import counts_lines, merge_counts, select_vocabulary
+
+__all__ = ["build_pipeline", "pipeline_options", "run"]
+
+_QUANTILES = 1001
+_SUMMARY = "_summary"
+
+
+def pipeline_options(config: Config, beam_args: list[str] | None = None) -> PipelineOptions:
+    """Beam options from the config's `beam` section, then its `options`, then command-line flags
+    (later flags win, so `--runner DataflowRunner ...` on the command line takes over)."""
+    b = config.beam
+    flags = [f"--runner={b.runner}"]
+    if b.runner in ("DirectRunner", "direct"):
+        workers = b.direct_num_workers or os.cpu_count() or 1
+        flags += [
+            f"--direct_num_workers={workers}",
+            f"--direct_running_mode={b.direct_running_mode}",
+            "--default_sdk_harness_log_level=WARNING",
+        ]
+    flags += list(b.options) + list(beam_args or [])
+    return PipelineOptions(flags)
+
+
+def _initial_rule(config: Config) -> tuple[splits.SplitRule | None, str | None]:
+    """The split rule when it needs no pass over the data, else (None, key kind to collect)."""
+    sp = config.preprocess.split
+    if sp.method == "leave_last_out":
+        return splits.SplitRule("leave_last_out"), None
+    if sp.method == "temporal":
+        if sp.cutoff is not None:
+            return splits.SplitRule("temporal", cutoff=parse_timestamp(sp.cutoff, "auto")), None
+        return None, "timestamp"
+    if sp.eval_count is None:
+        return splits.SplitRule(
+            "random", threshold=splits.fraction_threshold(sp.eval_fraction), seed=sp.seed
+        ), None
+    return None, "hash"
+
+
+def _write_lines(pcoll, path: str, label: str):
+    """Writes a PCollection holding one list of lines as one file, in order."""
+    return (
+        pcoll
+        | f"{label}Join" >> beam.Map(lambda lines: "\n".join(lines))
+        | f"{label}NonEmpty" >> beam.Filter(bool)
+        | f"{label}Write" >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
+    )
+
+
+def _write_json(pcoll, path: str, label: str):
+    return (
+        pcoll
+        | f"{label}Json" >> beam.Map(lambda value: json.dumps(value, sort_keys=True))
+        | f"{label}Write" >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
+    )
+
+
+def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: str) -> None:
+    """Adds the whole preprocessing job to `p`, writing under `out_dir`."""
+    pre = config.preprocess
+    chunk = pre.chunk_size
+    summary = os.path.join(out_dir, _SUMMARY)
+
+    item_chunks = p | "ReadItems" >> ReadChunks(plan.item_files, plan.item_format, chunk)
+    parsed_items = item_chunks | "ParseItems" >> ParseItems(plan.item_format, plan.item_parser)
+    grouped = {"items": parsed_items.items}
+    dead = [parsed_items[DEAD]]
+    counts = [parsed_items.counts | "ItemReadCounts" >> beam.Map(lambda c: {"items": c})]
+    if plan.tag_files:
+        tag_chunks = p | "ReadTags" >> ReadChunks(plan.tag_files, plan.tag_format, chunk)
+        tags = tag_chunks | "ParseTags" >> ParseTags(plan.tag_format)
+        grouped["tags"] = tags.tags
+        dead.append(tags[DEAD])
+        counts.append(tags.counts | "TagReadCounts" >> beam.Map(lambda c: {"tags": c}))
+    items = grouped | "ResolveItems" >> ResolveItems()
+    dead.append(items[DEAD])
+    counts.append(items.counts)
+    catalog = items.items | "CatalogEntry" >> beam.Map(lambda it: (it.item_id, it.categories))
+
+    rule, key_kind = _initial_rule(config)
+    event_chunks = p | "ReadEvents" >> ReadChunks(plan.event_files, plan.event_format, chunk)
+    events = event_chunks | "ParseEvents" >> ParseEvents(
+        plan.event_format,
+        plan.event_parser,
+        catalog,
+        pre.user_shards,
+        rule or splits.SplitRule(config.preprocess.split.method, seed=pre.split.seed),
+        key_kind,
+        plan.item_field,
+    )
+    dead.append(events[DEAD])
+    counts.append(events.counts)
+    if rule is not None:
+        rule_pcoll = p | "SplitRule" >> beam.Create([rule])
+    elif key_kind == "timestamp":
+        fraction = pre.split.eval_fraction
+        rule_pcoll = (
+            events.split_keys
+            | "TimeQuantiles" >> ApproximateQuantiles.Globally(_QUANTILES, input_batched=True)
+            | "Cutoff"
+            >> beam.Map(
+                lambda q: splits.SplitRule(
+                    "temporal", cutoff=splits.quantile_cutoff(q, fraction) if q else 0
+                )
+            )
+        )
+    else:
+        seed = pre.split.seed
+        rule_pcoll = (
+            events.split_keys
+            | "SmallestKeys" >> beam.CombineGlobally(SmallestDistinctKeys(pre.split.eval_count))
+            | "Threshold"
+            >> beam.Map(
+                lambda keys: splits.SplitRule(
+                    "random", threshold=keys[-1] if keys else 0, seed=seed
+                )
+            )
+        )
+
+    timelines = events.batches | "BuildTimelines" >> BuildTimelines(
+        pre.history_length, rule_pcoll, catalog
+    )
+    dead.append(timelines[DEAD])
+    counts.append(timelines.counts)
+
+    suffix = ".tfrecord.gz"
+    for name in ("train", "eval"):
+        _ = timelines[name] | f"Write{name.title()}" >> beam.io.WriteToTFRecord(
+            os.path.join(out_dir, name, "events"),
+            file_name_suffix=suffix,
+            num_shards=pre.output_shards,
+        )
+
+    item_counts = timelines.item_counts | "MergeItemCounts" >> beam.CombineGlobally(
+        MergeItemCounts()
+    )
+    encoded_items = items.items | "EncodeItems" >> EncodeItems(item_counts)
+    _ = encoded_items.records | "WriteItems" >> beam.io.WriteToTFRecord(
+        os.path.join(out_dir, "items", "items"),
+        file_name_suffix=suffix,
+        num_shards=pre.output_shards,
+    )
+
+    # Vocabularies.
+    vocab = pre.vocab
+    user_counts = (
+        timelines.user_counts
+        | "CollectUserCounts" >> beam.combiners.ToList()
+        | "MergeUserCounts" >> beam.Map(merge_counts)
+    )
+    users = user_counts | "UserVocab" >> beam.Map(
+        lambda c: (select_vocabulary(c, vocab.min_count), c)
+    )
+    catalog_ids = (
+        items.items
+        | "ItemIds" >> beam.Map(lambda it: it.item_id)
+        | "CollectItemIds" >> beam.combiners.ToList()
+    )
+    pair_counts = item_counts | "ItemPairCounts" >> beam.Map(
+        lambda c: {k: (train, total) for k, (train, total, _) in c.items()}
+    )
+    item_vocab = catalog_ids | "ItemVocab" >> beam.Map(
+        lambda ids, c: (select_vocabulary(c, vocab.item_min_count, universe=ids), c),
+        c=beam.pvalue.AsSingleton(pair_counts),
+    )
+    category_vocab = (
+        items.items
+        | "Categories" >> beam.FlatMap(lambda it: it.categories)
+        | "CountCategories" >> beam.combiners.Count.PerElement()
+        | "CollectCategories" >> beam.combiners.ToList()
+        | "CategoryVocab" >> beam.Map(lambda pairs: {k: (n, n) for k, n in pairs})
+        | "SelectCategories"
+        >> beam.Map(lambda c: (select_vocabulary(c, vocab.category_min_count), c))
+    )
+    for name, pcoll in (("users", users), ("items", item_vocab), ("categories", category_vocab)):
+        _write_lines(
+            pcoll | f"{name}Ids" >> beam.Map(lambda vc: vc[0]),
+            schema.output_pattern(out_dir, f"vocab_{name}"),
+            f"Vocab{name.title()}",
+        )
+        _write_lines(
+            pcoll | f"{name}CountLines" >> beam.Map(lambda vc: counts_lines(*vc)),
+            schema.output_pattern(out_dir, f"counts_{name}"),
+            f"Counts{name.title()}",
+        )
+
+    # Dead letters, counts and statistics.
+    _ = (
+        dead
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetterJson" >> beam.Map(to_json_line)
+        | "WriteDeadLetters"
+        >> beam.io.WriteToText(
+            os.path.join(out_dir, "dead_letters", "dead_letters"),
+            file_name_suffix=".jsonl",
+            num_shards=1,
+            shard_name_template="",
+        )
+    )
+    all_counts = (
+        counts | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombineGlobally(MergeDicts())
+    )
+    _write_json(all_counts, os.path.join(summary, "counts.json"), "Counts")
+    event_stats = timelines.stats | "EventStats" >> beam.CombineGlobally(MergeDicts())
+    _write_json(event_stats, os.path.join(summary, "event_stats.json"), "EventStats")
+    item_stats = encoded_items.stats | "ItemStats" >> beam.CombineGlobally(MergeDicts())
+    _write_json(item_stats, os.path.join(summary, "item_stats.json"), "ItemStats")
+    _write_json(item_counts, os.path.join(summary, "item_counts.json"), "ItemCounts")
+    _write_json(
+        rule_pcoll | "RuleDict" >> beam.Map(asdict), os.path.join(summary, "split.json"), "Split"
+    )
+
+
+def _reconcile(name: str, counts: dict[str, int]) -> dict[str, Any]:
+    """The manifest's counts block; raises if read ≠ kept + rejected (a bug, never bad data)."""
+    rejected = {
+        key.split(".", 1)[1]: n for key, n in sorted(counts.items()) if key.startswith("rejected.")
+    }
+    block = {
+        "read": counts.get("read", 0),
+        "kept": counts.get("kept", 0),
+        "rejected": sum(rejected.values()),
+        "rejected_by_reason": rejected,
+        "skipped_lines": counts.get("skipped_lines", 0),
+    }
+    if block["read"] != block["kept"] + block["rejected"]:
+        raise RuntimeError(
+            f"{name} counts do not reconcile: read {block['read']} != kept {block['kept']} + "
+            f"rejected {block['rejected']}"
+        )
+    return block
+
+
+def _swap_into_place(staging: str, final: str) -> None:
+    old = None
+    if os.path.exists(final):
+        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
+    """Runs the preprocessing job and returns its manifest."""
+    started = time.time()
+    plan = plan_inputs(config)
+    final_dir = config.step_dir("preprocess")
+    remote = "://" in final_dir
+    out_dir = final_dir if remote else f"{final_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    options = pipeline_options(config, beam_args)
+    say(
+        f"preprocess: {len(plan.event_files)} event file(s), {len(plan.item_files)} item file(s) "
+        f"({plan.layout}) → {final_dir}"
+    )
+    runner = options.get_all_options().get("runner")
+    try:
+        with Heartbeat(f"preprocess: Beam job on {runner}"):
+            p = beam.Pipeline(options=options)
+            build_pipeline(p, config, plan, out_dir)
+            result = p.run()
+            result.wait_until_finish()
+        manifest = _finish(config, plan, out_dir, started, runner)
+    except BaseException:
+        if not remote:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    if not remote:
+        _swap_into_place(out_dir, final_dir)
+    return manifest
+
+
+def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runner) -> dict:
+    summary = os.path.join(out_dir, _SUMMARY)
+    counts = read_json(os.path.join(summary, "counts.json"))
+    event_stats = read_json(os.path.join(summary, "event_stats.json"))
+    item_stats = read_json(os.path.join(summary, "item_stats.json"))
+    item_counts = {
+        k: tuple(v) for k, v in read_json(os.path.join(summary, "item_counts.json")).items()
+    }
+    rule = read_json(os.path.join(summary, "split.json"))
+    events_block = _reconcile("events", counts.get("events", {}))
+    items_block = _reconcile("items", counts.get("items", {}))
+    events_block["train"] = event_stats.get("train", 0)
+    events_block["eval"] = event_stats.get("eval", 0)
+    if events_block["kept"] and not (events_block["train"] and events_block["eval"]):
+        raise DataError(
+            f"the {rule['method']} split left {events_block['train']} train and "
+            f"{events_block['eval']} eval events; adjust preprocess.split"
+        )
+    stats = summarize(event_stats, item_stats, {k: (v[0], v[1]) for k, v in item_counts.items()})
+    write_json_atomic(schema.output_pattern(out_dir, "stats"), stats)
+    _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"))
+    vocab_sizes = {
+        name: _count_lines(schema.output_pattern(out_dir, f"vocab_{name}"))
+        for name in ("users", "items", "categories")
+    }
+    if rule.get("cutoff") is not None:
+        rule["cutoff_iso"] = format_timestamp(rule["cutoff"])
+    final_dir = config.step_dir("preprocess")
+    manifest = {
+        "step": "preprocess",
+        "schema_version": schema.SCHEMA_VERSION,
+        "code_version": code_version(),
+        "created_at": format_timestamp(int(time.time())),
+        "config": {"data": asdict(config.data), "preprocess": asdict(config.preprocess)},
+        "inputs": {
+            "layout": plan.layout,
+            "events": fingerprint_files(plan.event_files),
+            "items": fingerprint_files(plan.item_files),
+            "tags": fingerprint_files(plan.tag_files),
+        },
+        "counts": events_block,
+        "item_counts": items_block,
+        "tag_counts": counts.get("tags", {}),
+        "vocab_sizes": vocab_sizes,
+        "vocab": {"num_oov_buckets": config.preprocess.vocab.num_oov_buckets},
+        "split": rule,
+        "features": {
+            s.name: {f.name: {"dtype": f.dtype, "varlen": f.varlen} for f in s.features}
+            for s in (schema.EVENTS, schema.ITEMS)
+        },
+        "outputs": {
+            name: os.path.relpath(schema.output_pattern(final_dir, name), final_dir)
+            for name in (
+                "train",
+                "eval",
+                "items",
+                "dead_letters",
+                "vocab_users",
+                "vocab_items",
+                "vocab_categories",
+                "stats",
+            )
+        },
+        "timings": {"seconds": round(time.time() - started, 2)},
+        "runner": str(runner),
+    }
+    shutil.rmtree(summary, ignore_errors=True) if "://" not in summary else None
+    write_json_atomic(schema.output_pattern(out_dir, "manifest"), manifest)
+    return manifest
+
+
+def _count_lines(path: str) -> int:
+    from apache_beam.io.filesystems import FileSystems
+
+    if not FileSystems.exists(path):
+        return 0
+    with FileSystems.open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _plot_stats(stats: dict[str, Any], item_counts: dict[str, tuple], path: str) -> None:
+    """Events per day and the item popularity curve, for a person skimming the run."""
+    if "://" in path:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_days, ax_pop) = plt.subplots(1, 2, figsize=(11, 3.8))
+    per_day = stats["events"]["per_day"]
+    if per_day:
+        ax_days.bar(range(len(per_day)), list(per_day.values()), width=1.0, color="#4472c4")
+        ticks = list(range(0, len(per_day), max(1, len(per_day) // 6)))
+        ax_days.set_xticks(ticks, [list(per_day)[i] for i in ticks], rotation=30, fontsize=7)
+    ax_days.set_title("Kept events per day")
+    ax_days.set_ylabel("events")
+    popularity = sorted((c[1] for c in item_counts.values() if c[1] > 0), reverse=True)
+    if popularity:
+        ax_pop.loglog(range(1, len(popularity) + 1), popularity, color="#c55a11")
+    ax_pop.set_title("Item popularity (all kept events)")
+    ax_pop.set_xlabel("item rank")
+    ax_pop.set_ylabel("events")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,106 @@
+"""Summary statistics, merged from partial dicts computed on each worker.
+
+Partial statistics are nested dicts of numbers. Merging adds numbers, except keys ending in `_min`
+or `_max`, which keep the extreme; nested dicts merge key by key. `summarize` turns the merged
+totals into the readable `stats.json`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.timestamps import format_timestamp
+
+__all__ = ["log2_bucket", "merge_stats", "summarize"]
+
+
+def merge_stats(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Merges two partial statistics dicts (see the module docstring)."""
+    out = dict(a)
+    for key, value in b.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, Mapping):
+            out[key] = merge_stats(out[key], value)
+        elif key.endswith("_min"):
+            out[key] = min(out[key], value)
+        elif key.endswith("_max"):
+            out[key] = max(out[key], value)
+        else:
+            out[key] = out[key] + value
+    return out
+
+
+def log2_bucket(n: int) -> str:
+    """Histogram bucket label for a positive count: `1`, `2-3`, `4-7`, ..."""
+    low = 1 << int(math.log2(n))
+    high = 2 * low - 1
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def summarize(
+    events: Mapping[str, Any], items: Mapping[str, Any], item_counts: Mapping[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """The readable statistics of a preprocess run.
+
+    Args:
+      events: Merged event partials: `train`, `eval`, `users`, `users_with_train`,
+        `eval_users_without_train`, `eval_events_cold_users`, `label_sum`, `label_sq_sum`,
+        `label_min`, `label_max`, `history_len_sum`, `time_min`, `time_max`, `event_types`,
+        `events_per_user`, `events_per_day`.
+      items: Merged item partials: `items`, `empty_description`, `text_chars_sum`,
+        `text_chars_max`, `categories_per_item`.
+      item_counts: item id -> (train_count, total_count) over kept events.
+    """
+    n = events.get("train", 0) + events.get("eval", 0)
+    n_items = items.get("items", 0)
+    cold_items = [k for k, (train, total) in item_counts.items() if train == 0 and total > 0]
+    interacted = sum(1 for _, total in item_counts.values() if total > 0)
+    label_mean = events.get("label_sum", 0.0) / n if n else None
+    label_var = events.get("label_sq_sum", 0.0) / n - label_mean**2 if n else None
+    popularity = sorted((train for train, _ in item_counts.values()), reverse=True)
+    top_decile = popularity[: max(1, len(popularity) // 10)] if popularity else []
+    train_total = sum(popularity)
+    return {
+        "events": {
+            "total": n,
+            "train": events.get("train", 0),
+            "eval": events.get("eval", 0),
+            "first": format_timestamp(events["time_min"]) if n else None,
+            "last": format_timestamp(events["time_max"]) if n else None,
+            "by_event_type": dict(sorted(events.get("event_types", {}).items())),
+            "label_mean": label_mean,
+            "label_std": math.sqrt(max(label_var, 0.0)) if label_var is not None else None,
+            "label_min": events.get("label_min"),
+            "label_max": events.get("label_max"),
+            "mean_history_length": events.get("history_len_sum", 0) / n if n else None,
+            "per_day": dict(sorted(events.get("events_per_day", {}).items())),
+        },
+        "users": {
+            "total": events.get("users", 0),
+            "with_train_events": events.get("users_with_train", 0),
+            "eval_users_without_train_events": events.get("eval_users_without_train", 0),
+            "eval_events_of_those_users": events.get("eval_events_cold_users", 0),
+            "events_per_user_histogram": _sorted_buckets(events.get("events_per_user", {})),
+        },
+        "items": {
+            "catalog": n_items,
+            "with_events": interacted,
+            "without_events": n_items - interacted,
+            "only_in_eval": len(cold_items),
+            "eval_events_on_items_unseen_in_train": sum(item_counts[k][1] for k in cold_items),
+            "train_share_of_top_10pct_items": sum(top_decile) / train_total
+            if train_total
+            else None,
+            "empty_description": items.get("empty_description", 0),
+            "mean_text_chars": items.get("text_chars_sum", 0) / n_items if n_items else None,
+            "max_text_chars": items.get("text_chars_max", 0),
+            "categories_per_item": _sorted_buckets(items.get("categories_per_item", {})),
+        },
+    }
+
+
+def _sorted_buckets(histogram: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(histogram.items(), key=lambda kv: int(kv[0].split("-")[0])))

@@ -1,0 +1,597 @@
+"""The preprocessing job's composite transforms.
+
+Records travel in chunks (a list per element) until they are grouped by user, so per-element
+runner overhead is paid per chunk, not per record. Every transform routes bad records to a `dead`
+output with the reason and reports what it read, kept and rejected in a `counts` output, so the
+job can prove that records read = kept + rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from pipeline import reasons, schema
+from pipeline.formats import FileFormat, decode_record, iter_raw_records, raw_text
+from pipeline.history import build_timeline
+from pipeline.reasons import RecordError
+from pipeline.records import Event, EventParser, Item, ItemParser, dead_letter, item_text
+from pipeline.splits import SplitRule, assign_splits, event_key
+from pipeline.stats import log2_bucket, merge_stats
+from pipeline.timestamps import format_timestamp
+
+__all__ = [
+    "BuildTimelines",
+    "EncodeItems",
+    "MergeDicts",
+    "MergeItemCounts",
+    "ParseEvents",
+    "ParseItems",
+    "ParseTags",
+    "ReadChunks",
+    "ResolveItems",
+    "SmallestDistinctKeys",
+    "user_shard",
+]
+
+NAMESPACE = "recsys.preprocess"
+DEAD, COUNTS = "dead", "counts"
+
+
+def user_shard(user_id: str, num_shards: int) -> int:
+    """A stable shard of a user id (Python's `hash` is salted per process, so it is not used)."""
+    return zlib.crc32(user_id.encode("utf-8")) % num_shards
+
+
+class _ReadFileChunks(beam.DoFn):
+    def __init__(self, fmt: FileFormat, chunk_size: int):
+        self._fmt = fmt
+        self._chunk_size = chunk_size
+
+    def process(self, path: str) -> Iterable[tuple[str, list[tuple[int, Any]], int]]:
+        compression = (
+            CompressionTypes.UNCOMPRESSED
+            if self._fmt.reader == "parquet"
+            else CompressionTypes.AUTO
+        )
+        chunk: list[tuple[int, Any]] = []
+        skipped = 0
+        with FileSystems.open(path, compression_type=compression) as f:
+            for number, raw in iter_raw_records(f, self._fmt):
+                if raw is None:
+                    skipped += 1
+                    continue
+                chunk.append((number, raw))
+                if len(chunk) >= self._chunk_size:
+                    yield path, chunk, skipped
+                    chunk, skipped = [], 0
+        if chunk or skipped:
+            yield path, chunk, skipped
+
+
+class ReadChunks(beam.PTransform):
+    """Reads files into `(path, [(line, raw), ...], skipped_lines)` chunks spread over workers.
+
+    Args:
+      paths: Files to read (already matched; see `pipeline.inputs`).
+      fmt: How to read them.
+      chunk_size: Records per chunk.
+    """
+
+    def __init__(self, paths: list[str], fmt: FileFormat, chunk_size: int):
+        super().__init__()
+        if not paths:
+            raise ValueError("ReadChunks needs at least one path")
+        self._paths = list(paths)
+        self._fmt = fmt
+        self._chunk_size = chunk_size
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(self._paths)
+            | "ReadFiles" >> beam.ParDo(_ReadFileChunks(self._fmt, self._chunk_size))
+            | "SpreadChunks" >> beam.Reshuffle()
+        )
+
+
+class _Rejections:
+    """Counts rejections per reason in Beam metrics and in the job's own counts."""
+
+    def __init__(self, input_name: str):
+        self._input = input_name
+        self._counters = {
+            reason: Metrics.counter(NAMESPACE, f"{input_name}_rejected_{reason}")
+            for reason in reasons.ALL
+        }
+
+    def reject(
+        self, counts: Counter, source: str, line: int, error: RecordError, raw: Any
+    ) -> pvalue.TaggedOutput:
+        counts[f"rejected.{error.reason}"] += 1
+        self._counters[error.reason].inc()
+        return pvalue.TaggedOutput(
+            DEAD, dead_letter(self._input, source, line, error, raw_text(raw))
+        )
+
+
+class _ParseItemsFn(beam.DoFn):
+    def __init__(self, fmt: FileFormat, parser: ItemParser):
+        self._fmt = fmt
+        self._parser = parser
+
+    def setup(self):
+        self._rejections = _Rejections("items")
+        self._read = Metrics.counter(NAMESPACE, "items_read")
+
+    def process(self, chunk):
+        path, records, skipped = chunk
+        counts: Counter = Counter(read=len(records), skipped_lines=skipped)
+        self._read.inc(len(records))
+        for number, raw in records:
+            try:
+                item = self._parser.parse(decode_record(raw, self._fmt), path, number)
+            except RecordError as e:
+                yield self._rejections.reject(counts, path, number, e, raw)
+                continue
+            yield item.item_id, item
+        yield pvalue.TaggedOutput(COUNTS, dict(counts))
+
+
+class ParseItems(beam.PTransform):
+    """Chunks of item records → `(item_id, Item)`; outputs `dead` and `counts` too."""
+
+    def __init__(self, fmt: FileFormat, parser: ItemParser):
+        super().__init__()
+        self._fmt = fmt
+        self._parser = parser
+
+    def expand(self, chunks):
+        return chunks | "ParseItemRecords" >> beam.ParDo(
+            _ParseItemsFn(self._fmt, self._parser)
+        ).with_outputs(DEAD, COUNTS, main="items")
+
+
+class _ParseTagsFn(beam.DoFn):
+    def __init__(self, fmt: FileFormat):
+        self._fmt = fmt
+
+    def setup(self):
+        self._rejections = _Rejections("tags")
+
+    def process(self, chunk):
+        path, records, skipped = chunk
+        counts: Counter = Counter(read=len(records), skipped_lines=skipped)
+        for number, raw in records:
+            try:
+                fields = decode_record(raw, self._fmt)
+                if not fields["tag"]:
+                    raise RecordError(reasons.EMPTY_FIELD, "field 'tag' is empty", "tag")
+            except RecordError as e:
+                yield self._rejections.reject(counts, path, number, e, raw)
+                continue
+            yield fields["item_id"], (fields["tag"], path, number)
+        yield pvalue.TaggedOutput(COUNTS, dict(counts))
+
+
+class ParseTags(beam.PTransform):
+    """Chunks of MovieLens tag rows → `(item_id, (tag, source, line))`; `dead`, `counts`."""
+
+    def __init__(self, fmt: FileFormat):
+        super().__init__()
+        self._fmt = fmt
+
+    def expand(self, chunks):
+        return chunks | "ParseTagRecords" >> beam.ParDo(_ParseTagsFn(self._fmt)).with_outputs(
+            DEAD, COUNTS, main="tags"
+        )
+
+
+class _ResolveItemsFn(beam.DoFn):
+    """One item id's records: keeps the first by input position, rejects the rest, adds tags."""
+
+    def __init__(self, max_tags: int):
+        self._max_tags = max_tags
+
+    def setup(self):
+        self._rejections = _Rejections("items")
+        self._tag_rejections = _Rejections("tags")
+
+    def process(self, element):
+        item_id, grouped = element
+        items = sorted(grouped["items"], key=lambda it: (it.source, it.line))
+        tags = list(grouped.get("tags", ()))
+        counts: Counter = Counter()
+        if not items:
+            tag_counts: Counter = Counter()
+            for tag, source, line in tags:
+                error = RecordError(
+                    reasons.UNKNOWN_ITEM,
+                    f"tag for movieId {item_id!r}, not in the catalog",
+                    "movieId",
+                )
+                yield self._tag_rejections.reject(tag_counts, source, line, error, tag)
+            yield pvalue.TaggedOutput(COUNTS, {"tags": dict(tag_counts)})
+            return
+        first = items[0]
+        for duplicate in items[1:]:
+            error = RecordError(
+                reasons.DUPLICATE_ITEM,
+                f"item_id {item_id!r} already defined at {first.source}:{first.line}",
+                "item_id",
+            )
+            yield self._rejections.reject(
+                counts, duplicate.source, duplicate.line, error, _item_raw(duplicate)
+            )
+        if tags:
+            frequency = Counter(tag.lower() for tag, _, _ in tags)
+            top = sorted(frequency, key=lambda t: (-frequency[t], t))[: self._max_tags]
+            first = first._replace(extra_text=(*first.extra_text, "Tags: " + ", ".join(top) + "."))
+        counts["kept"] += 1
+        yield first
+        yield pvalue.TaggedOutput(COUNTS, {"items": dict(counts), "tags": {"kept": len(tags)}})
+
+
+def _item_raw(item: Item) -> dict[str, Any]:
+    return {
+        "item_id": item.item_id,
+        "title": item.title,
+        "description": item.description,
+        "categories": list(item.categories),
+    }
+
+
+class ResolveItems(beam.PTransform):
+    """`(item_id, Item)` (and optional `(item_id, tag)`) → one `Item` per id; `dead`, `counts`."""
+
+    def __init__(self, max_tags: int = 20):
+        super().__init__()
+        self._max_tags = max_tags
+
+    def expand(self, inputs: dict[str, Any]):
+        return (
+            inputs
+            | "GroupById" >> beam.CoGroupByKey()
+            | "KeepFirst"
+            >> beam.ParDo(_ResolveItemsFn(self._max_tags)).with_outputs(DEAD, COUNTS, main="items")
+        )
+
+
+class _ParseEventsFn(beam.DoFn):
+    def __init__(
+        self,
+        fmt: FileFormat,
+        parser: EventParser,
+        item_field: str,
+        user_shards: int,
+        split: SplitRule,
+        key_kind: str | None,
+    ):
+        self._fmt = fmt
+        self._parser = parser
+        self._item_field = item_field
+        self._user_shards = user_shards
+        self._split = split
+        self._key_kind = key_kind
+
+    def setup(self):
+        self._rejections = _Rejections("events")
+        self._read = Metrics.counter(NAMESPACE, "events_read")
+
+    def process(self, chunk, catalog):
+        path, records, skipped = chunk
+        counts: Counter = Counter(read=len(records), skipped_lines=skipped)
+        self._read.inc(len(records))
+        batches: dict[int, list[Event]] = defaultdict(list)
+        keys: list[int] = []
+        for number, raw in records:
+            try:
+                event = self._parser.parse(decode_record(raw, self._fmt), path, number)
+                if event.item_id not in catalog:
+                    raise RecordError(
+                        reasons.UNKNOWN_ITEM,
+                        f"item_id {event.item_id!r} is not in the item catalog",
+                        self._item_field,
+                    )
+            except RecordError as e:
+                yield self._rejections.reject(counts, path, number, e, raw)
+                continue
+            batches[user_shard(event.user_id, self._user_shards)].append(event)
+            if self._key_kind == "timestamp":
+                keys.append(event.timestamp)
+            elif self._key_kind == "hash":
+                keys.append(event_key(event, self._split.seed))
+        yield from batches.items()
+        if keys:
+            yield pvalue.TaggedOutput("split_keys", keys)
+        yield pvalue.TaggedOutput(COUNTS, {"events": dict(counts)})
+
+
+class ParseEvents(beam.PTransform):
+    """Chunks of event records → `(user_shard, [Event, ...])` batches.
+
+    Outputs: the main batches; `dead`; `counts`; `split_keys` (lists of event times or random
+    keys, for the split boundary).
+
+    Args:
+      fmt: How to decode the records.
+      parser: Field validation.
+      catalog: Side input, a PCollection of `(item_id, categories)`: events on other items are
+        rejected as `unknown_item`.
+      user_shards: Number of user groups.
+      split: The split rule (its method decides which keys are emitted).
+      needs_keys: `timestamp`, `hash` or None: which split keys to emit.
+    """
+
+    def __init__(self, fmt, parser, catalog, user_shards, split, needs_keys, item_field="item_id"):
+        super().__init__()
+        self._fn = _ParseEventsFn(fmt, parser, item_field, user_shards, split, needs_keys)
+        self._catalog = catalog
+
+    def expand(self, chunks):
+        return chunks | "ParseEventRecords" >> beam.ParDo(
+            self._fn, catalog=beam.pvalue.AsDict(self._catalog)
+        ).with_outputs(DEAD, COUNTS, "split_keys", main="batches")
+
+
+class _BuildTimelinesFn(beam.DoFn):
+    def __init__(self, history_length: int):
+        self._history_length = history_length
+
+    def setup(self):
+        self._rejections = _Rejections("events")
+        self._train = Metrics.counter(NAMESPACE, "events_train")
+        self._eval = Metrics.counter(NAMESPACE, "events_eval")
+
+    def process(self, element, rule: SplitRule, catalog):
+        _, batches = element
+        by_user: dict[str, list[Event]] = defaultdict(list)
+        for batch in batches:
+            for event in batch:
+                by_user[event.user_id].append(event)
+        counts: Counter = Counter()
+        stats: dict[str, Any] = {}
+        user_counts: dict[str, tuple[int, int]] = {}
+        item_counts: dict[str, tuple[int, int, int]] = {}
+        for user_id in sorted(by_user):
+            timeline, duplicates = build_timeline(by_user[user_id], self._history_length)
+            for duplicate, original in duplicates:
+                error = RecordError(
+                    reasons.DUPLICATE_EVENT,
+                    f"same user, item, time and event type as {original.source}:{original.line}",
+                )
+                yield self._rejections.reject(
+                    counts, duplicate.source, duplicate.line, error, _event_raw(duplicate)
+                )
+            flags = assign_splits(timeline, rule)
+            n_eval = sum(flags)
+            n_train = len(flags) - n_eval
+            user_counts[user_id] = (n_train, len(flags))
+            for entry, is_eval in zip(timeline, flags, strict=True):
+                event = entry.event
+                record = schema.EVENTS.encode(
+                    {
+                        "user_id": event.user_id,
+                        "item_id": event.item_id,
+                        "timestamp": event.timestamp,
+                        "event_type": event.event_type,
+                        "label": event.label,
+                        "weight": event.weight,
+                        "item_categories": catalog[event.item_id],
+                        "history_item_ids": entry.history_item_ids,
+                        "history_timestamps": entry.history_timestamps,
+                    }
+                )
+                yield pvalue.TaggedOutput("eval" if is_eval else "train", record)
+                train, total, first = item_counts.get(event.item_id, (0, 0, event.timestamp))
+                item_counts[event.item_id] = (
+                    train + (not is_eval),
+                    total + 1,
+                    min(first, event.timestamp),
+                )
+            stats = merge_stats(stats, _timeline_stats(timeline, n_train, n_eval))
+        counts["kept"] += sum(total for _, total in user_counts.values())
+        self._train.inc(sum(train for train, _ in user_counts.values()))
+        self._eval.inc(counts["kept"] - sum(train for train, _ in user_counts.values()))
+        yield pvalue.TaggedOutput(COUNTS, {"events": dict(counts)})
+        yield pvalue.TaggedOutput("stats", stats)
+        yield pvalue.TaggedOutput("user_counts", user_counts)
+        yield pvalue.TaggedOutput("item_counts", item_counts)
+
+
+def _event_raw(event: Event) -> dict[str, Any]:
+    return {
+        "user_id": event.user_id,
+        "item_id": event.item_id,
+        "timestamp": event.timestamp,
+        "event_type": event.event_type,
+    }
+
+
+def _timeline_stats(timeline, n_train: int, n_eval: int) -> dict[str, Any]:
+    labels = [t.event.label for t in timeline]
+    times = [t.event.timestamp for t in timeline]
+    days: Counter = Counter(time // 86400 * 86400 for time in times)
+    return {
+        "train": n_train,
+        "eval": n_eval,
+        "users": 1,
+        "users_with_train": int(n_train > 0),
+        "eval_users_without_train": int(n_train == 0 and n_eval > 0),
+        "eval_events_cold_users": n_eval if n_train == 0 else 0,
+        "label_sum": float(sum(labels)),
+        "label_sq_sum": float(sum(x * x for x in labels)),
+        "label_min": min(labels),
+        "label_max": max(labels),
+        "history_len_sum": sum(len(t.history_item_ids) for t in timeline),
+        "time_min": min(times),
+        "time_max": max(times),
+        "event_types": dict(Counter(t.event.event_type for t in timeline)),
+        "events_per_user": {log2_bucket(len(timeline)): 1},
+        "events_per_day": {format_timestamp(day)[:10]: n for day, n in days.items()},
+    }
+
+
+class BuildTimelines(beam.PTransform):
+    """`(user_shard, [Event, ...])` batches → serialized train and eval Examples.
+
+    Groups each shard's events by user, drops duplicates (to `dead`), builds histories and assigns
+    the split. Outputs: `train`, `eval` (serialized tf.train.Example), `dead`, `counts`, `stats`
+    (partial statistics), `user_counts` (user → (train, total)) and `item_counts`
+    (item → (train, total, first event time)), one dict per shard.
+
+    Args:
+      history_length: H.
+      rule: Side input holding the resolved `SplitRule`.
+      catalog: PCollection of `(item_id, categories)`.
+    """
+
+    def __init__(self, history_length: int, rule, catalog):
+        super().__init__()
+        self._history_length = history_length
+        self._rule = rule
+        self._catalog = catalog
+
+    def expand(self, batches):
+        return (
+            batches
+            | "GroupByUserShard" >> beam.GroupByKey()
+            | "BuildHistories"
+            >> beam.ParDo(
+                _BuildTimelinesFn(self._history_length),
+                rule=beam.pvalue.AsSingleton(self._rule),
+                catalog=beam.pvalue.AsDict(self._catalog),
+            ).with_outputs(
+                "train", "eval", DEAD, COUNTS, "stats", "user_counts", "item_counts", main="unused"
+            )
+        )
+
+
+class MergeDicts(beam.CombineFn):
+    """Merges partial statistics/count dicts with `pipeline.stats.merge_stats`."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, accumulator, element):
+        return merge_stats(accumulator, element)
+
+    def merge_accumulators(self, accumulators):
+        merged: dict[str, Any] = {}
+        for accumulator in accumulators:
+            merged = merge_stats(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+class MergeItemCounts(beam.CombineFn):
+    """Merges `item → (train, total, first_time)` dicts: counts add, first times take the min."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, accumulator, element):
+        for key, (train, total, first) in element.items():
+            old = accumulator.get(key)
+            accumulator[key] = (
+                (train, total, first)
+                if old is None
+                else (old[0] + train, old[1] + total, min(old[2], first))
+            )
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        merged: dict[str, tuple[int, int, int]] = {}
+        for accumulator in accumulators:
+            merged = self.add_input(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+class SmallestDistinctKeys(beam.CombineFn):
+    """The k smallest distinct uint64 keys, from batches of keys (for an exact eval count)."""
+
+    def __init__(self, k: int):
+        self._k = k
+
+    def create_accumulator(self):
+        return np.zeros(0, dtype=np.uint64)
+
+    def add_input(self, accumulator, element):
+        return np.unique(np.concatenate([accumulator, np.asarray(element, dtype=np.uint64)]))[
+            : self._k
+        ]
+
+    def merge_accumulators(self, accumulators):
+        return np.unique(np.concatenate(list(accumulators)))[: self._k]
+
+    def extract_output(self, accumulator):
+        return [int(k) for k in accumulator]
+
+
+class _EncodeItemFn(beam.DoFn):
+    def setup(self):
+        self._counter = Metrics.counter(NAMESPACE, "items_written")
+
+    def process(self, item: Item, item_counts):
+        train, total, first = item_counts.get(item.item_id, (0, 0, -1))
+        text = item_text(item)
+        self._counter.inc()
+        yield schema.ITEMS.encode(
+            {
+                "item_id": item.item_id,
+                "title": item.title,
+                "description": item.description,
+                "categories": item.categories,
+                "text": text,
+                "train_count": train,
+                "total_count": total,
+                "first_event_timestamp": first,
+            }
+        )
+        yield pvalue.TaggedOutput(
+            "stats",
+            {
+                "items": 1,
+                "empty_description": int(not item.description),
+                "text_chars_sum": len(text),
+                "text_chars_max": len(text),
+                "categories_per_item": {str(len(item.categories)): 1},
+            },
+        )
+
+
+class EncodeItems(beam.PTransform):
+    """Items → serialized item Examples with their popularity; a `stats` output too.
+
+    Args:
+      item_counts: Side input: a singleton dict `item → (train, total, first_time)`.
+    """
+
+    def __init__(self, item_counts):
+        super().__init__()
+        self._item_counts = item_counts
+
+    def expand(self, items):
+        return items | "EncodeItemRecords" >> beam.ParDo(
+            _EncodeItemFn(), item_counts=beam.pvalue.AsSingleton(self._item_counts)
+        ).with_outputs("stats", main="records")
+
+
+def to_json_line(value: Any) -> str:
+    """One JSON line, UTF-8 text kept readable."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
