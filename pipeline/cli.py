@@ -124,9 +124,12 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `recsys` console script; returns the exit status."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.debug else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if extra and args.command not in _BEAM_STEPS:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

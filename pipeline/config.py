@@ -8,6 +8,7 @@ error names the dotted field and the offending value.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import types
 import typing
@@ -326,7 +327,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
         parts = key.strip().split(".")
         node = result
         for part in parts[:-1]:
-            child = node.setdefault(part, {})
+            child = node.get(part)
+            if child is None:  # absent, or an empty YAML section
+                child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: field {part!r} is not a section")
             node = child
@@ -402,6 +405,8 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
             raise ConfigError(f"field {name!r} must be a number (got {value!r})")
         return float(value)
     if hint is str:
+        if isinstance(value, dt.date):  # YAML reads an unquoted ISO date or time as a date
+            return value.isoformat()
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ConfigError(f"field {name!r} must be a string (got {value!r})")
         return str(value)

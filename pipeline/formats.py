@@ -63,6 +63,8 @@ def iter_raw_records(f: BinaryIO, fmt: FileFormat) -> Iterator[tuple[int, Any]]:
     if fmt.reader == "lines":
         yield from _iter_lines(f)
     elif fmt.reader == "csv":
+        # Fields up to the record limit parse, so a longer one becomes an oversized dead letter.
+        csv.field_size_limit(max(csv.field_size_limit(), fmt.max_record_bytes + 1))
         yield from _iter_csv(f, fmt.csv_delimiter)
     elif fmt.reader == "parquet":
         yield from _iter_parquet(f)
@@ -83,7 +85,15 @@ def _iter_csv(f: BinaryIO, delimiter: str) -> Iterator[tuple[int, Any]]:
     reader = csv.reader(text, delimiter=delimiter)
     header: list[str] | None = None
     start = 1
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # one unparseable row must not end the file
+            number, start = start, reader.line_num + 1
+            yield number, RawProblem(reasons.MALFORMED, f"CSV error: {e}", "")
+            continue
         number, start = start, reader.line_num + 1
         if header is None:
             header = [h.strip() for h in row]
@@ -137,6 +147,10 @@ def decode_record(raw: Any, fmt: FileFormat) -> dict[str, Any]:
             reasons.OVERSIZED,
             f"record is {size} bytes, more than max_record_bytes={fmt.max_record_bytes}",
         )
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if isinstance(value, str) and _has_surrogate(value):
+                raise RecordError(reasons.INVALID_UTF8, f"invalid UTF-8 in field {key!r}", key)
     return DECODERS[fmt.decoder](raw, fmt)
 
 
@@ -155,16 +169,15 @@ def _decode_json(raw: bytes, fmt: FileFormat) -> dict[str, Any]:
         raise RecordError(
             reasons.MALFORMED, f"not valid JSON: {e.msg} at column {e.colno}"
         ) from None
+    except ValueError as e:  # e.g. an integer past Python's int-parsing digit limit
+        raise RecordError(reasons.MALFORMED, f"not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise RecordError(reasons.MALFORMED, f"expected a JSON object, got {type(value).__name__}")
     return value
 
 
 def _decode_row(raw: dict[str, Any], fmt: FileFormat) -> dict[str, Any]:
-    for key, value in raw.items():
-        if isinstance(value, str) and _has_surrogate(value):
-            raise RecordError(reasons.INVALID_UTF8, f"invalid UTF-8 in field {key!r}", key)
-    return raw
+    return raw  # rows arrive split by the reader; decode_record already checked their text
 
 
 def _has_surrogate(text: str) -> bool:

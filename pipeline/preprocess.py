@@ -25,7 +25,7 @@ from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.inputs import InputPlan, plan_inputs
 from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
-from pipeline.progress import Heartbeat, say
+from pipeline.progress import Heartbeat, say, stderr_to_log
 from pipeline.stats import summarize
 from pipeline.timestamps import format_timestamp, parse_timestamp
 from pipeline.transforms import (
@@ -299,14 +299,19 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         f"({plan.layout}) → {final_dir}"
     )
     runner = options.get_all_options().get("runner")
+    log_path = os.path.join(
+        config.work_dir, "logs", f"preprocess-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    )
+    say(f"preprocess: Beam and worker logs go to {log_path}")
     try:
-        with Heartbeat(f"preprocess: Beam job on {runner}"):
+        with stderr_to_log(log_path), Heartbeat(f"preprocess: Beam job on {runner}"):
             p = beam.Pipeline(options=options)
             build_pipeline(p, config, plan, out_dir)
             result = p.run()
             result.wait_until_finish()
         manifest = _finish(config, plan, out_dir, started, runner)
     except BaseException:
+        say(f"preprocess: failed; the full log is {log_path}")
         if not remote:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise

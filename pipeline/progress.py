@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
-__all__ = ["Heartbeat", "ProgressBar", "say"]
+__all__ = ["Heartbeat", "ProgressBar", "say", "stderr_to_log"]
+
+# Where progress goes: the terminal's stderr, also while `stderr_to_log` diverts file
+# descriptor 2 (and so the chatter of worker processes) to a log file.
+_console = sys.stderr
 
 
 def say(message: str) -> None:
-    """One progress line on stderr."""
-    print(message, file=sys.stderr, flush=True)
+    """One progress line on the console."""
+    print(message, file=_console, flush=True)
+
+
+@contextlib.contextmanager
+def stderr_to_log(path: str) -> Iterator[str]:
+    """Sends everything written to file descriptor 2 (by this process and the worker processes it
+    starts) to `path`, while `say` keeps writing to the console."""
+    global _console
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    previous = _console
+    _console = os.fdopen(os.dup(saved), "w", buffering=1)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            _console.close()
+            _console = previous
 
 
 class ProgressBar:
@@ -22,7 +51,7 @@ class ProgressBar:
         self._label = label
         self._total = max(total, 1)
         self._width = width
-        self._tty = sys.stderr.isatty()
+        self._tty = _console.isatty()
         self._last_decile = -1
         self._last_draw = 0.0
 
@@ -37,10 +66,10 @@ class ProgressBar:
             self._last_draw = now
             filled = int(fraction * self._width)
             bar = "#" * filled + "." * (self._width - filled)
-            sys.stderr.write(f"\r{self._label} [{bar}] {done}/{self._total}")
+            _console.write(f"\r{self._label} [{bar}] {done}/{self._total}")
             if done >= self._total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                _console.write("\n")
+            _console.flush()
         else:
             decile = int(fraction * 10)
             if decile > self._last_decile:

@@ -121,7 +121,7 @@ class _FieldReader:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise RecordError(
                 reasons.BAD_VALUE, f"field {key!r} is not a number: {_short(value)}", key
             ) from None

@@ -35,7 +35,7 @@ def merge_stats(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 def log2_bucket(n: int) -> str:
     """Histogram bucket label for a positive count: `1`, `2-3`, `4-7`, ..."""
-    low = 1 << int(math.log2(n))
+    low = 1 << (n.bit_length() - 1)
     high = 2 * low - 1
     return str(low) if low == high else f"{low}-{high}"
 

@@ -31,7 +31,11 @@ def parse_timestamp(value: object, unit: str = "auto") -> int:
     if isinstance(value, bool) or value is None:
         raise TimestampError(f"not a timestamp: {value!r}")
     if isinstance(value, int | float):
-        return _from_number(float(value), unit, value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise TimestampError(f"timestamp out of range: {str(value)[:40]}…") from None
+        return _from_number(number, unit, value)
     if not isinstance(value, str):
         raise TimestampError(f"not a timestamp: {value!r}")
     text = value.strip()
