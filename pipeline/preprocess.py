@@ -333,7 +333,7 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
     items_block = _reconcile("items", counts.get("items", {}))
     events_block["train"] = event_stats.get("train", 0)
     events_block["eval"] = event_stats.get("eval", 0)
-    if events_block["kept"] and not (events_block["train"] and events_block["eval"]):
+    if not (events_block["train"] and events_block["eval"]):
         raise DataError(
             f"the {rule['method']} split left {events_block['train']} train and "
             f"{events_block['eval']} eval events; adjust preprocess.split"

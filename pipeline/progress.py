@@ -8,17 +8,22 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import TextIO
 
 __all__ = ["Heartbeat", "ProgressBar", "say", "stderr_to_log"]
 
 # Where progress goes: the terminal's stderr, also while `stderr_to_log` diverts file
 # descriptor 2 (and so the chatter of worker processes) to a log file.
-_console = sys.stderr
+_console: TextIO | None = None
+
+
+def _out() -> TextIO:
+    return _console if _console is not None else sys.stderr
 
 
 def say(message: str) -> None:
     """One progress line on the console."""
-    print(message, file=_console, flush=True)
+    print(message, file=_out(), flush=True)
 
 
 @contextlib.contextmanager
@@ -51,7 +56,7 @@ class ProgressBar:
         self._label = label
         self._total = max(total, 1)
         self._width = width
-        self._tty = _console.isatty()
+        self._tty = _out().isatty()
         self._last_decile = -1
         self._last_draw = 0.0
 
@@ -66,10 +71,11 @@ class ProgressBar:
             self._last_draw = now
             filled = int(fraction * self._width)
             bar = "#" * filled + "." * (self._width - filled)
-            _console.write(f"\r{self._label} [{bar}] {done}/{self._total}")
+            out = _out()
+            out.write(f"\r{self._label} [{bar}] {done}/{self._total}")
             if done >= self._total:
-                _console.write("\n")
-            _console.flush()
+                out.write("\n")
+            out.flush()
         else:
             decile = int(fraction * 10)
             if decile > self._last_decile:

@@ -1,0 +1,82 @@
+"""Reads the preprocess TFRecords with `tf.data`, through the schema module.
+
+Training, evaluation and the tests read every TFRecord output this way, so the features, dtypes
+and shapes are the ones `pipeline.schema` declares and the Beam job wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from pipeline.errors import DataError
+from pipeline.schema import Schema
+
+__all__ = ["list_files", "make_dataset", "read_all"]
+
+
+def list_files(pattern: str) -> list[str]:
+    """Files matching a glob, sorted; DataError naming the pattern when none does."""
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise DataError(f"no TFRecord files match {pattern!r}; run `recsys preprocess` first")
+    return files
+
+
+def make_dataset(
+    pattern: str,
+    schema: Schema,
+    batch_size: int,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+    cache: bool = False,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """A batched dataset of feature dicts: scalars `[batch]`, lists ragged `[batch, None]`.
+
+    Args:
+      pattern: Glob of gzip'd TFRecord files (see `pipeline.schema.output_pattern`).
+      schema: The record schema (`EVENTS` or `ITEMS`).
+      batch_size: Examples per batch.
+      shuffle_buffer: Shuffle buffer size; 0 keeps file order (evaluation).
+      seed: Shuffle seed, for reproducible runs.
+      cache: Cache parsed batches in memory after the first pass.
+      drop_remainder: Drop the last partial batch.
+    """
+    files = list_files(pattern)
+    dataset = tf.data.TFRecordDataset(
+        files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE if shuffle_buffer else 1
+    )
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    spec = schema.tf_feature_spec()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
+        lambda serialized: tf.io.parse_example(serialized, spec),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if cache:
+        dataset = dataset.cache()
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def read_all(pattern: str, schema: Schema) -> list[dict[str, Any]]:
+    """Every record as a dict of Python values (str, int, float, lists), in file order."""
+    records: list[dict[str, Any]] = []
+    for batch in make_dataset(pattern, schema, batch_size=1024):
+        columns = {}
+        for name, value in batch.items():
+            columns[name] = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy()
+        n = len(columns[schema.features[0].name])
+        for i in range(n):
+            record = {}
+            for feature in schema.features:
+                value = columns[feature.name][i]
+                if feature.dtype == "string":
+                    value = [v.decode() for v in value] if feature.varlen else value.decode()
+                elif not feature.varlen:
+                    value = value.item()
+                record[feature.name] = value
+            records.append(record)
+    return records

@@ -1,0 +1,233 @@
+"""End-to-end runs of the preprocess job on small file sets (in-memory DirectRunner)."""
+
+import json
+import os
+
+import pytest
+
+from pipeline import preprocess, reasons, schema
+from pipeline.config import load_config
+from pipeline.errors import DataError
+from pipeline.reader import read_all
+from pipeline.sample_data import generate, write_sample_data
+from tests.conftest import MOVIELENS_100K
+
+FAST_BEAM = ["beam.direct_num_workers=1", "beam.direct_running_mode=in_memory"]
+
+GOOD_ITEMS = [
+    {
+        "item_id": "i1",
+        "title": "Trail tent",
+        "description": "Sleeps two.",
+        "categories": ["outdoor"],
+    },
+    {"item_id": "i2", "title": "Camp stove", "description": "", "categories": "outdoor|kitchen"},
+    {"item_id": "i3", "title": "Chef knife", "description": "Sharp.", "categories": ["kitchen"]},
+]
+BAD_ITEMS = [
+    (b'{"item_id": "i1", "title": "Second i1"}', reasons.DUPLICATE_ITEM),
+    (b'{"item_id": "i4"}', reasons.MISSING_FIELD),
+]
+GOOD_EVENTS = [
+    ("u1", "i1", 100),
+    ("u1", "i2", 200),
+    ("u1", "i3", 300),
+    ("u1", "i1", 900),
+    ("u2", "i3", 150),
+    ("u2", "i3", 150 + 60),
+    ("u2", "i2", 950),
+    ("u3", "i2", 400),
+    ("u3", "i1", 400),
+    ("u3", "i3", 1000),
+]
+BAD_EVENTS = [
+    (b'{"user_id": "u1", "item_id": ', reasons.MALFORMED),
+    (b'{"item_id": "i1", "timestamp": 100}', reasons.MISSING_FIELD),
+    (b'{"user_id": "", "item_id": "i1", "timestamp": 100}', reasons.EMPTY_FIELD),
+    (b'{"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"}', reasons.BAD_TIMESTAMP),
+    (b'{"user_id": "u1", "item_id": "zzz", "timestamp": 100}', reasons.UNKNOWN_ITEM),
+    (b'{"user_id": "u\xff\xfe", "item_id": "i1", "timestamp": 100}', reasons.INVALID_UTF8),
+    (b'{"user_id": "' + b"u" * 300 + b'", "item_id": "i1", "timestamp": 100}', reasons.OVERSIZED),
+    (b'{"user_id": "u1", "item_id": "i2", "timestamp": 200}', reasons.DUPLICATE_EVENT),
+]
+
+
+def _event_line(user, item, ts):
+    return json.dumps({"user_id": user, "item_id": item, "timestamp": ts}).encode()
+
+
+def _write_inputs(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    items = [json.dumps(item).encode() for item in GOOD_ITEMS] + [raw for raw, _ in BAD_ITEMS]
+    (folder / "items.jsonl").write_bytes(b"\n".join(items) + b"\n")
+    lines = [_event_line(*e) for e in GOOD_EVENTS]
+    lines[3:3] = [raw for raw, _ in BAD_EVENTS]
+    lines.insert(5, b"")  # a blank line is skipped and counted, not a record
+    (folder / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _config(tmp_path, *overrides):
+    return load_config(
+        None,
+        [f"work_dir={tmp_path / 'work'}", f"data.path={tmp_path / 'raw'}", *FAST_BEAM, *overrides],
+    )
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("bad_run")
+    _write_inputs(tmp_path / "raw")
+    config = _config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
+    manifest = preprocess.run(config)
+    return config, manifest, config.step_dir("preprocess")
+
+
+def test_every_bad_record_lands_in_dead_letters_with_its_reason(bad_run):
+    _, _, out = bad_run
+    with open(schema.output_pattern(out, "dead_letters").replace("*", "dead_letters")) as f:
+        dead = [json.loads(line) for line in f]
+    got = sorted((d["input"], d["reason"]) for d in dead)
+    expected = sorted(
+        [("events", reason) for _, reason in BAD_EVENTS]
+        + [("items", reason) for _, reason in BAD_ITEMS]
+    )
+    assert got == expected
+    by_reason = {d["reason"]: d for d in dead if d["input"] == "events"}
+    assert by_reason[reasons.INVALID_UTF8]["raw"].startswith('{"user_id": "u\\xff\\xfe"')
+    assert by_reason[reasons.MISSING_FIELD]["field"] == "user_id"
+    assert by_reason[reasons.BAD_TIMESTAMP]["field"] == "timestamp"
+    assert "yesterday" in by_reason[reasons.BAD_TIMESTAMP]["detail"]
+    assert by_reason[reasons.DUPLICATE_EVENT]["line"] == 12
+    assert all(d["source"].endswith(".jsonl") and d["line"] >= 1 for d in dead)
+
+
+def test_counts_reconcile_per_reason(bad_run):
+    _, manifest, _ = bad_run
+    counts = manifest["counts"]
+    assert counts["read"] == len(GOOD_EVENTS) + len(BAD_EVENTS)
+    assert counts["kept"] == len(GOOD_EVENTS)
+    assert counts["read"] == counts["kept"] + counts["rejected"]
+    assert counts["rejected_by_reason"] == {reason: 1 for _, reason in BAD_EVENTS}
+    assert counts["skipped_lines"] == 1
+    assert counts["train"] + counts["eval"] == counts["kept"]
+    items = manifest["item_counts"]
+    assert (items["read"], items["kept"], items["rejected"]) == (5, 3, 2)
+
+
+def test_tfrecords_read_back_through_the_schema(bad_run):
+    _, _, out = bad_run
+    train = read_all(schema.output_pattern(out, "train"), schema.EVENTS)
+    eval_ = read_all(schema.output_pattern(out, "eval"), schema.EVENTS)
+    assert sorted((r["user_id"], r["item_id"], r["timestamp"]) for r in train + eval_) == sorted(
+        GOOD_EVENTS
+    )
+    assert all(r["timestamp"] >= 900 for r in eval_) and all(r["timestamp"] < 900 for r in train)
+    u1 = {r["timestamp"]: r for r in train + eval_ if r["user_id"] == "u1"}
+    assert u1[900]["history_item_ids"] == ["i2", "i3"]  # the last H=2 before it
+    assert u1[900]["history_timestamps"] == [200, 300]
+    assert u1[200]["item_categories"] == ["outdoor", "kitchen"]
+    assert u1[100]["label"] == 1.0 and u1[100]["event_type"] == "interaction"
+    u3 = {r["item_id"]: r for r in train + eval_ if r["user_id"] == "u3"}
+    assert u3["i1"]["history_item_ids"] == [] and u3["i2"]["history_item_ids"] == []  # same second
+    items = {r["item_id"]: r for r in read_all(schema.output_pattern(out, "items"), schema.ITEMS)}
+    assert set(items) == {"i1", "i2", "i3"}
+    assert items["i1"]["title"] == "Trail tent"  # the first definition wins
+    assert (items["i3"]["train_count"], items["i3"]["total_count"]) == (3, 4)
+    assert items["i2"]["text"] == "Camp stove. Categories: outdoor, kitchen."
+
+
+def test_no_history_reaches_its_event_time_or_later(bad_run):
+    _, _, out = bad_run
+    records = read_all(schema.output_pattern(out, "train"), schema.EVENTS) + read_all(
+        schema.output_pattern(out, "eval"), schema.EVENTS
+    )
+    by_user = {}
+    for r in records:
+        by_user.setdefault(r["user_id"], set()).add((r["item_id"], r["timestamp"]))
+    for r in records:
+        assert len(r["history_item_ids"]) == len(r["history_timestamps"])
+        for item, ts in zip(r["history_item_ids"], r["history_timestamps"], strict=True):
+            assert ts < r["timestamp"]
+            assert (item, ts) in by_user[r["user_id"]]
+
+
+def test_vocabularies_stats_and_manifest(bad_run):
+    config, manifest, out = bad_run
+    with open(schema.output_pattern(out, "vocab_users")) as f:
+        assert f.read().split() == ["u1", "u2", "u3"]  # by train count: 3, 2, 2 (then id)
+    with open(schema.output_pattern(out, "counts_items")) as f:
+        assert f.readline().rstrip("\n").split("\t") == ["i3", "3", "4"]
+    assert manifest["vocab_sizes"] == {"users": 3, "items": 3, "categories": 2}
+    assert manifest["split"]["cutoff"] == 900
+    assert manifest["inputs"]["events"][0]["sha256"]
+    with open(schema.output_pattern(out, "manifest")) as f:
+        assert json.load(f)["counts"] == manifest["counts"]
+    with open(schema.output_pattern(out, "stats")) as f:
+        stats = json.load(f)
+    assert stats["users"]["total"] == 3
+    assert os.path.getsize(os.path.join(out, "stats.png")) > 0
+    siblings = os.listdir(config.work_dir)
+    assert not [s for s in siblings if ".tmp-" in s or ".old-" in s]
+
+
+def test_a_rerun_replaces_the_output_and_a_failed_run_keeps_it(tmp_path):
+    _write_inputs(tmp_path / "raw")
+    config = _config(tmp_path, "preprocess.split.method=leave_last_out")
+    first = preprocess.run(config)
+    assert first["counts"]["eval"] == 3  # one per user with two or more events
+    (tmp_path / "raw" / "events.jsonl").write_bytes(b"")
+    with pytest.raises(DataError, match="split left 0 train"):
+        preprocess.run(config)  # nothing kept → fails before publishing
+    (tmp_path / "raw" / "items.jsonl").unlink()
+    with pytest.raises(DataError, match=r"data\.items\.path"):
+        preprocess.run(config)
+    with open(schema.output_pattern(config.step_dir("preprocess"), "manifest")) as f:
+        assert json.load(f)["counts"] == first["counts"]
+    assert [n for n in os.listdir(config.work_dir) if n != "logs"] == ["preprocess"]
+
+
+def test_random_split_with_an_exact_eval_count(tmp_path):
+    _write_inputs(tmp_path / "raw")
+    config = _config(tmp_path, "preprocess.split.method=random", "preprocess.split.eval_count=4")
+    manifest = preprocess.run(config)
+    assert (manifest["counts"]["train"], manifest["counts"]["eval"]) == (6, 4)
+    again = preprocess.run(config)
+    eval_keys = lambda: sorted(  # noqa: E731
+        (r["user_id"], r["item_id"], r["timestamp"])
+        for r in read_all(
+            schema.output_pattern(config.step_dir("preprocess"), "eval"), schema.EVENTS
+        )
+    )
+    assert again["counts"]["eval"] == 4 and len(eval_keys()) == 4
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_csv_and_parquet_inputs(tmp_path, fmt):
+    cfg = load_config(None, ["sample_data.n_users=30", "sample_data.n_items=40"]).sample_data
+    written = write_sample_data(generate(cfg), str(tmp_path / "raw"), fmt)
+    config = _config(tmp_path, f"data.format={fmt}", "data.items.extra_text_fields=[brand]")
+    manifest = preprocess.run(config)
+    assert manifest["counts"]["read"] == written["n_events"]
+    assert manifest["counts"]["kept"] == written["n_events"]
+    assert manifest["item_counts"]["kept"] == written["n_items"]
+
+
+@pytest.mark.skipif(not MOVIELENS_100K.is_dir(), reason="MovieLens 100K not present")
+def test_movielens_100k_preprocesses_completely(tmp_path):
+    config = load_config(
+        None,
+        [
+            f"work_dir={tmp_path}",
+            "data.format=movielens",
+            f"data.path={MOVIELENS_100K}",
+            "beam.direct_num_workers=1",
+            "beam.direct_running_mode=in_memory",
+        ],
+    )
+    manifest = preprocess.run(config)
+    assert manifest["inputs"]["layout"] == "ml-100k"
+    assert manifest["counts"]["read"] == 100_000
+    assert manifest["counts"]["rejected"] == 0
+    assert manifest["vocab_sizes"]["users"] == 943
+    assert manifest["vocab_sizes"]["items"] == 1682
+    assert manifest["item_counts"]["rejected"] == 0

@@ -1,0 +1,278 @@
+"""Each composite transform of the preprocess job, on TestPipeline with hand-made inputs."""
+
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import reasons, schema
+from pipeline.config import EventFields, ItemFields, ValidationConfig
+from pipeline.formats import FileFormat
+from pipeline.records import Event, EventParser, Item, ItemParser
+from pipeline.splits import SplitRule
+from pipeline.transforms import (
+    BuildTimelines,
+    EncodeItems,
+    MergeDicts,
+    MergeItemCounts,
+    ParseEvents,
+    ParseItems,
+    ReadChunks,
+    ResolveItems,
+    SmallestDistinctKeys,
+    user_shard,
+)
+
+JSON = FileFormat("lines", "json")
+
+
+def _item(item_id, source="items.jsonl", line=1, categories=("c",)):
+    return Item(item_id, f"Title {item_id}", "", tuple(categories), (), source, line)
+
+
+def _event(user, item, ts, line=1, event_type="view"):
+    return Event(user, item, ts, event_type, 1.0, 1.0, "events.jsonl", line)
+
+
+def test_read_chunks_yields_every_record_once_with_its_line(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_bytes(b'{"x": 1}\n\n{"x": 2}\n{"x": 3}\n')
+    b = tmp_path / "b.jsonl"
+    b.write_bytes(b'{"x": 4}\n')
+    with TestPipeline() as p:
+        chunks = p | ReadChunks([str(a), str(b)], JSON, chunk_size=2)
+        records = chunks | beam.FlatMap(
+            lambda c: [(c[0].rsplit("/", 1)[1], line, raw) for line, raw in c[1]]
+        )
+        skipped = chunks | "Skipped" >> beam.Map(lambda c: c[2]) | beam.CombineGlobally(sum)
+        assert_that(
+            records,
+            equal_to(
+                [
+                    ("a.jsonl", 1, b'{"x": 1}'),
+                    ("a.jsonl", 3, b'{"x": 2}'),
+                    ("a.jsonl", 4, b'{"x": 3}'),
+                    ("b.jsonl", 1, b'{"x": 4}'),
+                ]
+            ),
+            label="records",
+        )
+        assert_that(skipped, equal_to([1]), label="blank lines")
+
+
+def test_read_chunks_refuses_an_empty_file_list_when_built():
+    with pytest.raises(ValueError, match="at least one path"):
+        ReadChunks([], JSON, 10)
+
+
+def test_parse_items_routes_bad_records_to_dead_letters():
+    parser = ItemParser(ItemFields(), ValidationConfig())
+    chunk = (
+        "items.jsonl",
+        [
+            (1, b'{"item_id": "i1", "title": "Tent", "categories": "outdoor|camping"}'),
+            (2, b'{"item_id": "i2"}'),
+            (3, b"{not json"),
+        ],
+        0,
+    )
+    with TestPipeline() as p:
+        out = p | beam.Create([chunk]) | ParseItems(JSON, parser)
+        ids = out.items | beam.Map(lambda kv: (kv[0], kv[1].categories))
+        assert_that(ids, equal_to([("i1", ("outdoor", "camping"))]), label="items")
+        dead = out.dead | beam.Map(lambda d: (d["line"], d["reason"], d["field"]))
+        assert_that(
+            dead,
+            equal_to([(2, reasons.MISSING_FIELD, "title"), (3, reasons.MALFORMED, None)]),
+            label="dead",
+        )
+        assert_that(
+            out.counts,
+            equal_to([{"read": 3, "skipped_lines": 0, "rejected.missing_field": 1,
+                       "rejected.malformed_record": 1}]),
+            label="counts",
+        )  # fmt: skip
+
+
+def test_resolve_items_keeps_the_first_definition_and_adds_tags():
+    items = [("i1", _item("i1", "b.jsonl", 1)), ("i1", _item("i1", "a.jsonl", 7))]
+    tags = [("i1", ("Funny", "t.csv", 2)), ("i1", ("funny", "t.csv", 3)), ("i9", ("x", "t.csv", 4))]
+    with TestPipeline() as p:
+        grouped = {"items": p | "Items" >> beam.Create(items), "tags": p | beam.Create(tags)}
+        out = grouped | ResolveItems()
+        kept = out.items | beam.Map(lambda it: (it.item_id, it.source, it.extra_text))
+        assert_that(kept, equal_to([("i1", "a.jsonl", ("Tags: funny.",))]), label="kept")
+        dead = out.dead | beam.Map(lambda d: (d["input"], d["source"], d["reason"]))
+        assert_that(
+            dead,
+            equal_to(
+                [
+                    ("items", "b.jsonl", reasons.DUPLICATE_ITEM),
+                    ("tags", "t.csv", reasons.UNKNOWN_ITEM),
+                ]
+            ),
+            label="dead",
+        )
+
+
+def test_parse_events_rejects_unknown_items_and_batches_by_user_shard():
+    parser = EventParser(EventFields(), ValidationConfig())
+    chunk = (
+        "events.jsonl",
+        [
+            (1, b'{"user_id": "u1", "item_id": "i1", "timestamp": 100}'),
+            (2, b'{"user_id": "u1", "item_id": "nope", "timestamp": 101}'),
+            (3, b'{"user_id": "u2", "item_id": "i1", "timestamp": "1970-01-01T00:03:20Z"}'),
+        ],
+        1,
+    )
+    rule = SplitRule("temporal", cutoff=0)
+    with TestPipeline() as p:
+        catalog = p | "Catalog" >> beam.Create([("i1", ("c",))])
+        out = p | beam.Create([chunk]) | ParseEvents(JSON, parser, catalog, 4, rule, "timestamp")
+        flat = out.batches | beam.FlatMap(
+            lambda kv: [(kv[0], e.user_id, e.timestamp) for e in kv[1]]
+        )
+        assert_that(
+            flat,
+            equal_to([(user_shard("u1", 4), "u1", 100), (user_shard("u2", 4), "u2", 200)]),
+            label="events",
+        )
+        dead = out.dead | beam.Map(
+            lambda d: (d["line"], d["reason"], d["field"], json.loads(d["raw"]))
+        )
+        assert_that(
+            dead,
+            equal_to(
+                [(2, reasons.UNKNOWN_ITEM, "item_id",
+                  {"user_id": "u1", "item_id": "nope", "timestamp": 101})]
+            ),
+            label="dead",
+        )  # fmt: skip
+        keys = out.split_keys | beam.FlatMap(lambda ks: ks)
+        assert_that(keys, equal_to([100, 200]), label="keys")
+        assert_that(
+            out.counts,
+            equal_to([{"events": {"read": 3, "skipped_lines": 1, "rejected.unknown_item": 1}}]),
+            label="counts",
+        )
+
+
+def test_build_timelines_writes_histories_splits_and_rejects_duplicates():
+    events = [
+        _event("u1", "a", 10, 1),
+        _event("u1", "b", 20, 2),
+        _event("u1", "b", 20, 3),  # duplicate of line 2
+        _event("u1", "c", 20, 4, "click"),  # same second as b: b is not in its history
+        _event("u1", "d", 30, 5),
+    ]
+    batches = [(0, events[:2]), (0, events[2:])]
+    with TestPipeline() as p:
+        catalog = p | "Catalog" >> beam.Create([(k, (k.upper(),)) for k in "abcd"])
+        rule = p | "Rule" >> beam.Create([SplitRule("temporal", cutoff=30)])
+        out = p | beam.Create(batches) | BuildTimelines(2, rule, catalog)
+
+        def decoded(records, label):
+            return (
+                records
+                | f"Decode{label}" >> beam.Map(lambda r: schema.decode_example(r, schema.EVENTS))
+                | f"Pick{label}"
+                >> beam.Map(
+                    lambda d: (
+                        d["item_id"],
+                        tuple(d["history_item_ids"]),
+                        tuple(d["item_categories"]),
+                    )
+                )
+            )
+
+        assert_that(
+            decoded(out.train, "Train"),
+            equal_to([("a", (), ("A",)), ("b", ("a",), ("B",)), ("c", ("a",), ("C",))]),
+            label="train",
+        )
+        assert_that(
+            decoded(out.eval, "Eval"),
+            equal_to([("d", ("b", "c"), ("D",))]),
+            label="eval",
+        )
+        dead = out.dead | beam.Map(lambda d: (d["line"], d["reason"]))
+        assert_that(dead, equal_to([(3, reasons.DUPLICATE_EVENT)]), label="dead")
+        assert_that(out.user_counts, equal_to([{"u1": (3, 4)}]), label="users")
+        assert_that(
+            out.item_counts,
+            equal_to([{"a": (1, 1, 10), "b": (1, 1, 20), "c": (1, 1, 20), "d": (0, 1, 30)}]),
+            label="items",
+        )
+
+
+def test_combiners_merge_partials():
+    with TestPipeline() as p:
+        merged = (
+            p
+            | "Dicts" >> beam.Create([{"n": 1, "t_min": 5, "h": {"a": 1}}, {"n": 2, "t_min": 3}])
+            | "Merge" >> beam.CombineGlobally(MergeDicts())
+        )
+        assert_that(merged, equal_to([{"n": 3, "t_min": 3, "h": {"a": 1}}]), label="dicts")
+        items = (
+            p
+            | "Items" >> beam.Create([{"a": (1, 2, 50)}, {"a": (0, 1, 40), "b": (1, 1, 9)}])
+            | "MergeItems" >> beam.CombineGlobally(MergeItemCounts())
+        )
+        assert_that(items, equal_to([{"a": (1, 3, 40), "b": (1, 1, 9)}]), label="items")
+        keys = (
+            p
+            | "Keys" >> beam.Create([[9, 3, 3], [7, 1], [3, 8]])
+            | "Smallest" >> beam.CombineGlobally(SmallestDistinctKeys(3))
+        )
+        assert_that(keys, equal_to([[1, 3, 7]]), label="keys")
+
+
+def test_encode_items_attaches_popularity_and_text():
+    item = Item("i1", "Tent", "Sleeps two.", ("outdoor",), ("Acme",), "items.jsonl", 1)
+    cold = _item("i2")
+    with TestPipeline() as p:
+        counts = p | "Counts" >> beam.Create([{"i1": (4, 5, 123)}])
+        out = p | beam.Create([item, cold]) | EncodeItems(counts)
+        fields = ("item_id", "text", "train_count", "total_count", "first_event_timestamp")
+        decoded = out.records | beam.Map(
+            lambda r: tuple(schema.decode_example(r, schema.ITEMS)[f] for f in fields)
+        )
+        assert_that(
+            decoded,
+            equal_to(
+                [
+                    ("i1", "Tent. Categories: outdoor. Sleeps two. Acme", 4, 5, 123),
+                    ("i2", "Title i2. Categories: c.", 0, 0, -1),
+                ]
+            ),
+        )
+
+
+def test_rejections_are_beam_counters():
+    parser = EventParser(EventFields(), ValidationConfig())
+    chunk = (
+        "e.jsonl",
+        [(1, b"oops"), (2, b'{"user_id": "u", "item_id": "i1", "timestamp": "x"}')],
+        0,
+    )
+    p = TestPipeline()
+    catalog = p | "Catalog" >> beam.Create([("i1", ())])
+    _ = (
+        p
+        | beam.Create([chunk])
+        | ParseEvents(JSON, parser, catalog, 2, SplitRule("temporal", cutoff=0), None)
+    )
+    result = p.run()
+    result.wait_until_finish()
+
+    def counter(name):
+        found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+        return sum(c.committed for c in found)
+
+    assert counter("events_read") == 2
+    assert counter("events_rejected_malformed_record") == 1
+    assert counter("events_rejected_unparseable_timestamp") == 1
