@@ -292,7 +292,7 @@ class _ParseEventsFn(beam.DoFn):
         path, records, skipped = chunk
         counts: Counter = Counter(read=len(records), skipped_lines=skipped)
         self._read.inc(len(records))
-        batches: dict[int, list[Event]] = defaultdict(list)
+        batches: dict[int, list[tuple]] = defaultdict(list)
         keys: list[int] = []
         for number, raw in records:
             try:
@@ -306,7 +306,8 @@ class _ParseEventsFn(beam.DoFn):
             except RecordError as e:
                 yield self._rejections.reject(counts, path, number, e, raw)
                 continue
-            batches[user_shard(event.user_id, self._user_shards)].append(event)
+            # A plain tuple: Beam's fast coder encodes it natively, a NamedTuple it pickles.
+            batches[user_shard(event.user_id, self._user_shards)].append(tuple(event))
             if self._key_kind == "timestamp":
                 keys.append(event.timestamp)
             elif self._key_kind == "hash":
@@ -318,7 +319,7 @@ class _ParseEventsFn(beam.DoFn):
 
 
 class ParseEvents(beam.PTransform):
-    """Chunks of event records → `(user_shard, [Event, ...])` batches.
+    """Chunks of event records → `(user_shard, [Event fields as a plain tuple, ...])` batches.
 
     Outputs: the main batches; `dead`; `counts`; `split_keys` (lists of event times or random
     keys, for the split boundary).
@@ -357,7 +358,8 @@ class _BuildTimelinesFn(beam.DoFn):
         _, batches = element
         by_user: dict[str, list[Event]] = defaultdict(list)
         for batch in batches:
-            for event in batch:
+            for fields in batch:
+                event = Event._make(fields)
                 by_user[event.user_id].append(event)
         counts: Counter = Counter()
         stats: dict[str, Any] = {}

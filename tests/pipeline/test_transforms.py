@@ -134,7 +134,7 @@ def test_parse_events_rejects_unknown_items_and_batches_by_user_shard():
         catalog = p | "Catalog" >> beam.Create([("i1", ("c",))])
         out = p | beam.Create([chunk]) | ParseEvents(JSON, parser, catalog, 4, rule, "timestamp")
         flat = out.batches | beam.FlatMap(
-            lambda kv: [(kv[0], e.user_id, e.timestamp) for e in kv[1]]
+            lambda kv: [(kv[0], Event._make(e).user_id, Event._make(e).timestamp) for e in kv[1]]
         )
         assert_that(
             flat,
