@@ -20,7 +20,7 @@ from pipeline.errors import RecsysError
 
 __all__ = ["main"]
 
-_BEAM_STEPS = {"preprocess"}
+_BEAM_STEPS = {"preprocess", "embed-items"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +86,21 @@ def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) 
     print("\n".join(lines))
 
 
+def _cmd_embed_items(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from pipeline import embed_items, schema
+
+    manifest = embed_items.run(config, extra)
+    c = manifest["counts"]
+    out = config.step_dir(embed_items.STEP)
+    print(
+        f"Items: {c['items']:,} (encoded {c['encoded']:,}, unchanged and reused {c['reused']:,}, "
+        f"without text {c['without_text']:,}); {c['removed']:,} no longer in the catalog\n"
+        f"Encoder: {manifest['text']['checkpoint']} ({manifest['text']['pooling']} pooling, "
+        f"max_length {manifest['text']['max_length']}) in {manifest['timings']['seconds']:.1f} s\n"
+        f"Embeddings: {schema.output_pattern(out, 'item_embeddings')}"
+    )
+
+
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
 
 
@@ -118,6 +133,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_common(pre)
     pre.set_defaults(handler=_cmd_preprocess)
+
+    embed = sub.add_parser(
+        "embed-items",
+        help="encode item text with BERT (Beam RunInference), incrementally",
+        description="Encodes every catalog item's text with the configured BERT checkpoint in a "
+        "Beam RunInference job and writes item id → embedding under work_dir/embeddings. Items "
+        "whose text is unchanged since the last run with the same encoder are not encoded "
+        "again; items without text get no vector (has_text = 0). Unknown flags go to Beam.",
+    )
+    _add_common(embed)
+    embed.set_defaults(handler=_cmd_embed_items)
     return parser
 
 

@@ -8,24 +8,28 @@ final one and renamed into place, so a reader never sees a half-written result.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
-import uuid
 from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.stats import ApproximateQuantiles
 
 from pipeline import schema, splits
+from pipeline.beam_step import (
+    SUMMARY,
+    count_lines,
+    pipeline_options,
+    run_step,
+    write_json,
+    write_lines,
+)
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.inputs import InputPlan, plan_inputs
 from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
-from pipeline.progress import Heartbeat, say, stderr_to_log
+from pipeline.progress import say
 from pipeline.stats import summarize
 from pipeline.timestamps import format_timestamp, parse_timestamp
 from pipeline.transforms import (
@@ -44,26 +48,9 @@ from pipeline.transforms import (
 )
 from pipeline.vocab import counts_lines, merge_counts, select_vocabulary
 
-__all__ = ["build_pipeline", "pipeline_options", "run"]
+__all__ = ["build_pipeline", "run"]
 
 _QUANTILES = 1001
-_SUMMARY = "_summary"
-
-
-def pipeline_options(config: Config, beam_args: list[str] | None = None) -> PipelineOptions:
-    """Beam options from the config's `beam` section, then its `options`, then command-line flags
-    (later flags win, so `--runner DataflowRunner ...` on the command line takes over)."""
-    b = config.beam
-    flags = [f"--runner={b.runner}"]
-    if b.runner in ("DirectRunner", "direct"):
-        workers = b.direct_num_workers or os.cpu_count() or 1
-        flags += [
-            f"--direct_num_workers={workers}",
-            f"--direct_running_mode={b.direct_running_mode}",
-            "--default_sdk_harness_log_level=WARNING",
-        ]
-    flags += list(b.options) + list(beam_args or [])
-    return PipelineOptions(flags)
 
 
 def _initial_rule(config: Config) -> tuple[splits.SplitRule | None, str | None]:
@@ -82,29 +69,11 @@ def _initial_rule(config: Config) -> tuple[splits.SplitRule | None, str | None]:
     return None, "hash"
 
 
-def _write_lines(pcoll, path: str, label: str):
-    """Writes a PCollection holding one list of lines as one file, in order."""
-    return (
-        pcoll
-        | f"{label}Join" >> beam.Map(lambda lines: "\n".join(lines))
-        | f"{label}NonEmpty" >> beam.Filter(bool)
-        | f"{label}Write" >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
-    )
-
-
-def _write_json(pcoll, path: str, label: str):
-    return (
-        pcoll
-        | f"{label}Json" >> beam.Map(lambda value: json.dumps(value, sort_keys=True))
-        | f"{label}Write" >> beam.io.WriteToText(path, num_shards=1, shard_name_template="")
-    )
-
-
 def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: str) -> None:
     """Adds the whole preprocessing job to `p`, writing under `out_dir`."""
     pre = config.preprocess
     chunk = pre.chunk_size
-    summary = os.path.join(out_dir, _SUMMARY)
+    summary = os.path.join(out_dir, SUMMARY)
 
     item_chunks = p | "ReadItems" >> ReadChunks(plan.item_files, plan.item_format, chunk)
     parsed_items = item_chunks | "ParseItems" >> ParseItems(plan.item_format, plan.item_parser)
@@ -218,12 +187,12 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
         >> beam.Map(lambda c: (select_vocabulary(c, vocab.category_min_count), c))
     )
     for name, pcoll in (("users", users), ("items", item_vocab), ("categories", category_vocab)):
-        _write_lines(
+        write_lines(
             pcoll | f"{name}Ids" >> beam.Map(lambda vc: vc[0]),
             schema.output_pattern(out_dir, f"vocab_{name}"),
             f"Vocab{name.title()}",
         )
-        _write_lines(
+        write_lines(
             pcoll | f"{name}CountLines" >> beam.Map(lambda vc: counts_lines(*vc)),
             schema.output_pattern(out_dir, f"counts_{name}"),
             f"Counts{name.title()}",
@@ -245,13 +214,13 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
     all_counts = (
         counts | "AllCounts" >> beam.Flatten() | "SumCounts" >> beam.CombineGlobally(MergeDicts())
     )
-    _write_json(all_counts, os.path.join(summary, "counts.json"), "Counts")
+    write_json(all_counts, os.path.join(summary, "counts.json"), "Counts")
     event_stats = timelines.stats | "EventStats" >> beam.CombineGlobally(MergeDicts())
-    _write_json(event_stats, os.path.join(summary, "event_stats.json"), "EventStats")
+    write_json(event_stats, os.path.join(summary, "event_stats.json"), "EventStats")
     item_stats = encoded_items.stats | "ItemStats" >> beam.CombineGlobally(MergeDicts())
-    _write_json(item_stats, os.path.join(summary, "item_stats.json"), "ItemStats")
-    _write_json(item_counts, os.path.join(summary, "item_counts.json"), "ItemCounts")
-    _write_json(
+    write_json(item_stats, os.path.join(summary, "item_stats.json"), "ItemStats")
+    write_json(item_counts, os.path.join(summary, "item_counts.json"), "ItemCounts")
+    write_json(
         rule_pcoll | "RuleDict" >> beam.Map(asdict), os.path.join(summary, "split.json"), "Split"
     )
 
@@ -276,52 +245,27 @@ def _reconcile(name: str, counts: dict[str, int]) -> dict[str, Any]:
     return block
 
 
-def _swap_into_place(staging: str, final: str) -> None:
-    old = None
-    if os.path.exists(final):
-        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-    os.rename(staging, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     """Runs the preprocessing job and returns its manifest."""
     started = time.time()
     plan = plan_inputs(config)
-    final_dir = config.step_dir("preprocess")
-    remote = "://" in final_dir
-    out_dir = final_dir if remote else f"{final_dir}.tmp-{uuid.uuid4().hex[:8]}"
     options = pipeline_options(config, beam_args)
+    runner = options.get_all_options().get("runner")
     say(
         f"preprocess: {len(plan.event_files)} event file(s), {len(plan.item_files)} item file(s) "
-        f"({plan.layout}) → {final_dir}"
+        f"({plan.layout}) → {config.step_dir('preprocess')}"
     )
-    runner = options.get_all_options().get("runner")
-    log_path = os.path.join(
-        config.work_dir, "logs", f"preprocess-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    return run_step(
+        config,
+        "preprocess",
+        options,
+        build=lambda p, out_dir: build_pipeline(p, config, plan, out_dir),
+        finish=lambda out_dir: _finish(config, plan, out_dir, started, runner),
     )
-    say(f"preprocess: Beam and worker logs go to {log_path}")
-    try:
-        with stderr_to_log(log_path), Heartbeat(f"preprocess: Beam job on {runner}"):
-            p = beam.Pipeline(options=options)
-            build_pipeline(p, config, plan, out_dir)
-            result = p.run()
-            result.wait_until_finish()
-        manifest = _finish(config, plan, out_dir, started, runner)
-    except BaseException:
-        say(f"preprocess: failed; the full log is {log_path}")
-        if not remote:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    if not remote:
-        _swap_into_place(out_dir, final_dir)
-    return manifest
 
 
 def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runner) -> dict:
-    summary = os.path.join(out_dir, _SUMMARY)
+    summary = os.path.join(out_dir, SUMMARY)
     counts = read_json(os.path.join(summary, "counts.json"))
     event_stats = read_json(os.path.join(summary, "event_stats.json"))
     item_stats = read_json(os.path.join(summary, "item_stats.json"))
@@ -342,7 +286,7 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
     write_json_atomic(schema.output_pattern(out_dir, "stats"), stats)
     _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"))
     vocab_sizes = {
-        name: _count_lines(schema.output_pattern(out_dir, f"vocab_{name}"))
+        name: count_lines(schema.output_pattern(out_dir, f"vocab_{name}"))
         for name in ("users", "items", "categories")
     }
     if rule.get("cutoff") is not None:
@@ -386,18 +330,8 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
         "timings": {"seconds": round(time.time() - started, 2)},
         "runner": str(runner),
     }
-    shutil.rmtree(summary, ignore_errors=True) if "://" not in summary else None
     write_json_atomic(schema.output_pattern(out_dir, "manifest"), manifest)
     return manifest
-
-
-def _count_lines(path: str) -> int:
-    from apache_beam.io.filesystems import FileSystems
-
-    if not FileSystems.exists(path):
-        return 0
-    with FileSystems.open(path) as f:
-        return sum(1 for line in f if line.strip())
 
 
 def _plot_stats(stats: dict[str, Any], item_counts: dict[str, tuple], path: str) -> None:

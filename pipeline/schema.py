@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 __all__ = [
+    "EMBEDDINGS",
     "EVENTS",
     "ITEMS",
     "SCHEMA_VERSION",
@@ -157,7 +158,27 @@ ITEMS = Schema(
     ],
 )
 
-# Output layout of the preprocess step, relative to its folder. Readers glob these patterns.
+EMBEDDINGS = Schema(
+    "item_embeddings",
+    [
+        Feature("item_id", STRING, doc="The item's id."),
+        Feature("text_hash", STRING, doc="SHA-256 (hex) of the item text that was encoded."),
+        Feature(
+            "has_text",
+            INT64,
+            doc="1 when the item has text and an embedding, 0 when its text is empty.",
+        ),
+        Feature(
+            "embedding",
+            FLOAT,
+            varlen=True,
+            doc="The text encoder's L2-normalized vector; empty when has_text is 0 (no vector "
+            "pretends to describe an item without text).",
+        ),
+    ],
+)
+
+# Output layout of each step, relative to the step's folder. Readers glob these patterns.
 _OUTPUTS = {
     "train": "train/events-*.tfrecord.gz",
     "eval": "eval/events-*.tfrecord.gz",
@@ -171,16 +192,18 @@ _OUTPUTS = {
     "counts_categories": "vocab/categories_counts.tsv",
     "stats": "stats.json",
     "manifest": "manifest.json",
+    "item_embeddings": "item_embeddings-*.tfrecord.gz",
 }
 
 
-def output_pattern(preprocess_dir: str, name: str) -> str:
-    """Path or glob of a preprocess output (`train`, `eval`, `items`, `vocab_users`, ...)."""
+def output_pattern(step_dir: str, name: str) -> str:
+    """Path or glob of a step output: `train`, `eval`, `items`, `vocab_users`, ... in the
+    preprocess folder, `item_embeddings` in the embeddings folder, `manifest` in any."""
     try:
         relative = _OUTPUTS[name]
     except KeyError:
         raise KeyError(f"unknown preprocess output {name!r}; known: {sorted(_OUTPUTS)}") from None
-    return os.path.join(preprocess_dir, relative)
+    return os.path.join(step_dir, relative)
 
 
 def decode_example(data: bytes, schema: Schema) -> dict[str, Any]:
