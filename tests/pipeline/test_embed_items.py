@@ -19,11 +19,26 @@ from pipeline.text_inference import TextEncoderModelHandler
 from tests.models.tiny_bert import write_checkpoint
 
 ITEMS = [
-    {"item_id": "i1", "title": "Trail tent", "description": "Light camping tent.", "categories": "a"},
+    {
+        "item_id": "i1",
+        "title": "Trail tent",
+        "description": "Light camping tent.",
+        "categories": "a",
+    },
     {"item_id": "i2", "title": "Camp stove", "description": "", "categories": "a|b"},
-    {"item_id": "i3", "title": "Chef knife", "description": "Steel knife for the chef.", "categories": "b"},
-    {"item_id": "i4", "title": "Mystery novel", "description": "A detective book.", "categories": "c"},
-]  # fmt: skip
+    {
+        "item_id": "i3",
+        "title": "Chef knife",
+        "description": "Steel knife for the chef.",
+        "categories": "b",
+    },
+    {
+        "item_id": "i4",
+        "title": "Mystery novel",
+        "description": "A detective book.",
+        "categories": "c",
+    },
+]
 EVENTS = [("u1", "i1", 10), ("u1", "i2", 20), ("u2", "i3", 30), ("u2", "i4", 40), ("u3", "i1", 50)]
 
 
@@ -72,8 +87,12 @@ def test_beam_embeddings_equal_the_keras_layer_and_reruns_are_incremental(tmp_pa
     preprocess.run(config)
     first = embed_items.run(config)
     assert first["counts"] == {
-        "items": 4, "encoded": 4, "reused": 0, "without_text": 0, "removed": 0
-    }  # fmt: skip
+        "items": 4,
+        "encoded": 4,
+        "reused": 0,
+        "without_text": 0,
+        "removed": 0,
+    }
     records = _embeddings(config)
     texts = _texts(config)
     encoder = build_text_encoder(str(checkpoint), max_length=24)
@@ -93,8 +112,12 @@ def test_beam_embeddings_equal_the_keras_layer_and_reruns_are_incremental(tmp_pa
     preprocess.run(config)  # item i4 left the catalog, i3's text changed
     third = embed_items.run(config)
     assert third["counts"] == {
-        "items": 3, "encoded": 1, "reused": 2, "without_text": 0, "removed": 1
-    }  # fmt: skip
+        "items": 3,
+        "encoded": 1,
+        "reused": 2,
+        "without_text": 0,
+        "removed": 1,
+    }
     new_text = _texts(config)["i3"]
     assert "ceramic" in new_text
     np.testing.assert_allclose(
@@ -110,8 +133,11 @@ def test_items_without_text_get_no_vector(tmp_path, checkpoint):
     assert manifest["counts"]["without_text"] == 1
     record = _embeddings(config)["i2"]
     assert (record["has_text"], record["embedding"]) == (0, [])
-    assert all(r["has_text"] == 1 and len(r["embedding"]) == 32
-               for k, r in _embeddings(config).items() if k != "i2")  # fmt: skip
+    assert all(
+        r["has_text"] == 1 and len(r["embedding"]) == 32
+        for k, r in _embeddings(config).items()
+        if k != "i2"
+    )
 
 
 def test_a_changed_encoder_setting_encodes_everything_again(tmp_path, checkpoint):
@@ -130,11 +156,19 @@ def test_embedding_needs_preprocess_output(tmp_path, checkpoint):
 
 def test_plan_reuses_only_unchanged_texts():
     previous = [
-        ("same", {"item_id": "same", "text_hash": text_hash("a"), "has_text": 1, "embedding": [1.0]}),
-        ("edited", {"item_id": "edited", "text_hash": text_hash("old"), "has_text": 1,
-                    "embedding": [2.0]}),
-        ("gone", {"item_id": "gone", "text_hash": text_hash("x"), "has_text": 1, "embedding": [3.0]}),
-    ]  # fmt: skip
+        (
+            "same",
+            {"item_id": "same", "text_hash": text_hash("a"), "has_text": 1, "embedding": [1.0]},
+        ),
+        (
+            "edited",
+            {"item_id": "edited", "text_hash": text_hash("old"), "has_text": 1, "embedding": [2.0]},
+        ),
+        (
+            "gone",
+            {"item_id": "gone", "text_hash": text_hash("x"), "has_text": 1, "embedding": [3.0]},
+        ),
+    ]
     catalog = [("same", "a"), ("edited", "new"), ("blank", "  "), ("fresh", "b")]
     with TestPipeline() as p:
         plan = {
