@@ -1,0 +1,118 @@
+"""Item-text embedding throughput: Beam RunInference against calling the encoder directly.
+
+Both sides encode the demo catalog's item texts (the synthetic marketplace's 3,000 items) with
+the configured checkpoint (all-MiniLM-L6-v2 by default), in the same batches: RunInference's
+batches of `4 × text.batch_size` texts, each cut by `encode_texts` into length-ordered encoder
+calls of `text.batch_size`. The RunInference time is the whole pipeline on the DirectRunner, as
+`recsys embed-items` runs it (one in-process worker, which loads the model itself); the direct
+time is the encoder calls alone, after the model was loaded and warmed up.
+
+    python benchmarks/text_embed_bench.py [--items N] [--config configs/demo.yaml]
+
+Target (issue 3): RunInference items/s ≥ 0.8 × direct items/s. The last line printed is one JSON
+object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from models.text_encoder import build_text_encoder, encode_texts
+from pipeline.beam_step import pipeline_options
+from pipeline.config import load_config
+from pipeline.records import Item, item_text
+from pipeline.sample_data import generate
+from pipeline.text_inference import TextEncoderModelHandler
+
+
+def catalog_texts(config, n_items: int | None) -> list[str]:
+    """The demo catalog's item texts, composed as preprocess composes them."""
+    data = generate(config.sample_data)
+    texts = []
+    for record in data.items:
+        categories = record["categories"]
+        if isinstance(categories, str):
+            categories = categories.split("|")
+        item = Item(
+            record["item_id"],
+            record["title"],
+            record["description"],
+            tuple(categories),
+            (record.get("brand", ""),),
+            "",
+            0,
+        )
+        texts.append(item_text(item, config.text.fields))
+    return texts[:n_items] if n_items else texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--items", type=int, default=None, help="first N items only")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    t = config.text
+    texts = catalog_texts(config, args.items)
+    print(f"{len(texts):,} item texts, mean {sum(map(len, texts)) / len(texts):.0f} characters")
+
+    start = time.perf_counter()
+    encoder = build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
+    load_seconds = time.perf_counter() - start
+    beam_batch = t.batch_size * TextEncoderModelHandler.BATCHES_PER_CALL
+    encode_texts(encoder, texts[:beam_batch], t.batch_size)  # warm-up: tracing, kernels
+    start = time.perf_counter()
+    for i in range(0, len(texts), beam_batch):
+        encode_texts(encoder, texts[i : i + beam_batch], t.batch_size)
+    direct_seconds = time.perf_counter() - start
+    print(
+        f"direct encoder calls:   {direct_seconds:6.1f} s  {len(texts) / direct_seconds:7.1f} items/s"
+        f"  (model load {load_seconds:.1f} s, not counted)"
+    )
+
+    options = pipeline_options(config, [], 1, direct_running_mode="in_memory")
+    start = time.perf_counter()
+    with beam.Pipeline(options=options) as p:
+        _ = (
+            p
+            | beam.Create(list(enumerate(texts)))
+            | RunInference(KeyedModelHandler(TextEncoderModelHandler(t)))
+            | beam.combiners.Count.Globally()
+        )
+    beam_seconds = time.perf_counter() - start
+    print(
+        f"Beam RunInference:      {beam_seconds:6.1f} s  {len(texts) / beam_seconds:7.1f} items/s"
+        "  (whole pipeline, model load included)"
+    )
+    ratio = direct_seconds / beam_seconds
+    print(f"RunInference / direct throughput: {ratio:.2f} (target ≥ 0.8)")
+    print(
+        f"time to embed the demo catalog ({len(texts):,} items) with RunInference: "
+        f"{beam_seconds:.1f} s"
+    )
+    print(
+        json.dumps(
+            {
+                "items": len(texts),
+                "direct_items_per_s": round(len(texts) / direct_seconds, 1),
+                "runinference_items_per_s": round(len(texts) / beam_seconds, 1),
+                "runinference_vs_direct": round(ratio, 3),
+                "demo_catalog_embed_seconds": round(beam_seconds, 1),
+                "model_load_seconds": round(load_seconds, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
