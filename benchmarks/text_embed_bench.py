@@ -75,8 +75,9 @@ def main() -> None:
     for i in range(0, len(texts), beam_batch):
         encode_texts(encoder, texts[i : i + beam_batch], t.batch_size)
     direct_seconds = time.perf_counter() - start
+    rate = len(texts) / direct_seconds
     print(
-        f"direct encoder calls:   {direct_seconds:6.1f} s  {len(texts) / direct_seconds:7.1f} items/s"
+        f"direct encoder calls:   {direct_seconds:6.1f} s  {rate:7.1f} items/s"
         f"  (model load {load_seconds:.1f} s, not counted)"
     )
 
