@@ -69,7 +69,7 @@ class Checkpoint:
 
     def fingerprint(self) -> str:
         """SHA-256 over config, vocabulary and weights: changes whenever the encoder would."""
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(f"do_lower_case={self.do_lower_case}".encode())
         for path in (self.config_path, self.vocab_path, self.weights):
             with open(path, "rb") as f:
                 for block in iter(lambda f=f: f.read(1 << 20), b""):
@@ -144,9 +144,13 @@ def _lower_case(directory: str) -> bool:
             value = json.load(f).get("do_lower_case")
         if isinstance(value, bool):
             return value
+    # Cased vocabularies hold capitalized ASCII words ("The", "New"); uncased ones may still
+    # hold a few upper-case symbols such as "ℝ", so only ASCII letters count.
     with open(os.path.join(directory, "vocab.txt"), encoding="utf-8") as f:
         return not any(
-            token[:1].isupper() for token in f.read().split("\n") if not token.startswith("[")
+            token[:1].isascii() and token[:1].isupper()
+            for token in f.read().split("\n")
+            if not token.startswith("[")
         )
 
 

@@ -5,12 +5,21 @@ Clients send raw strings; the served SavedModel tokenizes them with ops stock TF
 by step instead of TF Text's built-in one, which applies NFKC case folding (it turns "ﬁ" into
 "fi" and full-width letters into ASCII, where BERT's own tokenizer does not):
 
-1. tabs and line breaks become spaces; other control and format characters are removed;
+1. tabs and line breaks become spaces; other control, format and private-use characters are
+   removed;
 2. (uncased checkpoints) capital sigma becomes σ, then characters are lower-cased one by one,
    decomposed (NFD) and stripped of combining accents;
 3. FastBertTokenizer splits on whitespace, punctuation and CJK characters and applies WordPiece;
 4. [CLS] and [SEP] are added, the sequence is truncated to `max_length`, padded with [PAD] to the
    longest sequence of the batch, and an attention mask marks the real tokens.
+
+BERT's WordPiece gives up on words over 100 characters (they become [UNK]), while TF Text limits
+words by UTF-8 bytes. So the normalization replaces words over 100 characters by one unknown
+character, and the byte limit is set high enough (400) for any word of up to 100 characters.
+
+One deliberate difference remains: text that spells a special token ("[SEP]", "[MASK]") is
+ordinary text here, where BertTokenizerFast turns it into the special token, so item
+descriptions and queries cannot inject structure.
 """
 
 from __future__ import annotations
@@ -19,6 +28,18 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 __all__ = ["BertTokenizerLayer"]
+
+_MAX_WORD_CHARS = 100
+# What BERT's basic tokenizer splits on: whitespace, Unicode punctuation, ASCII symbols, and CJK
+# ideographs (each one a word). A run of anything else is a word.
+_SPLIT_CHARS = (
+    r"\s\p{Zs}\p{P}!-/:-@\[-`{-~"
+    r"\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
+    r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}"
+)
+_LONG_WORD = f"[^{_SPLIT_CHARS}]{{{_MAX_WORD_CHARS + 1},}}"
+# Private use, so removed from input before this replacement and absent from BERT vocabularies.
+_UNKNOWN_CHAR = "\ue000"
 
 
 class BertTokenizerLayer(tf.keras.layers.Layer):
@@ -48,19 +69,23 @@ class BertTokenizerLayer(tf.keras.layers.Layer):
             token_out_type=tf.int32,
             unknown_token="[UNK]",
             lower_case_nfd_strip_accents=False,
+            # BERT gives up on words over 100 characters; TF Text counts bytes. 4 bytes per
+            # character keeps long words of any script; see the module docstring.
+            max_bytes_per_word=4 * _MAX_WORD_CHARS,
         )
 
     def normalize(self, texts: tf.Tensor) -> tf.Tensor:
         """Step 1 and 2 of the module docstring."""
         texts = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
-        texts = tf.strings.regex_replace(texts, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
+        texts = tf.strings.regex_replace(texts, r"[\p{Cc}\p{Cf}\p{Co}\x{FFFD}]", "")
         if self.do_lower_case:
             # Lower-case per character like BERT's tokenizer: no Greek final-sigma rule.
             texts = tf.strings.regex_replace(texts, "Σ", "σ")
             texts = tf.strings.lower(texts, encoding="utf-8")
             texts = tf_text.normalize_utf8(texts, "NFD")
             texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
-        return texts
+        # A word over 100 characters is [UNK] for BERT: make it one unknown character.
+        return tf.strings.regex_replace(texts, _LONG_WORD, _UNKNOWN_CHAR)
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """WordPiece ids without special tokens, `[batch, (tokens)]`, not truncated."""

