@@ -26,19 +26,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
 
 __all__ = ["BertTokenizerLayer"]
 
 _MAX_WORD_CHARS = 100
-# What BERT's basic tokenizer splits on: whitespace, Unicode punctuation, ASCII symbols, and CJK
-# ideographs (each one a word). A run of anything else is a word.
-_SPLIT_CHARS = (
-    r"\s\p{Zs}\p{P}!-/:-@\[-`{-~"
-    r"\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
-    r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}"
-)
-_LONG_WORD = f"[^{_SPLIT_CHARS}]{{{_MAX_WORD_CHARS + 1},}}"
-# Private use, so removed from input before this replacement and absent from BERT vocabularies.
+# Replaces a word BERT would not look up. Private use, so removed from the input before, and absent
+# from BERT vocabularies: it tokenizes to [UNK].
 _UNKNOWN_CHAR = "\ue000"
 
 
@@ -64,6 +58,7 @@ class BertTokenizerLayer(tf.keras.layers.Layer):
         self._cls = vocabulary.index("[CLS]")
         self._sep = vocabulary.index("[SEP]")
         self._pad = vocabulary.index("[PAD]")
+        self._words = BasicTokenizer(lower_case=False, normalization_form=None)
         self._tokenizer = tf_text.FastBertTokenizer(
             vocab=self.vocabulary,
             token_out_type=tf.int32,
@@ -84,8 +79,26 @@ class BertTokenizerLayer(tf.keras.layers.Layer):
             texts = tf.strings.lower(texts, encoding="utf-8")
             texts = tf_text.normalize_utf8(texts, "NFD")
             texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
-        # A word over 100 characters is [UNK] for BERT: make it one unknown character.
-        return tf.strings.regex_replace(texts, _LONG_WORD, _UNKNOWN_CHAR)
+        # A word over 100 characters is [UNK] for BERT. Only a text with a run of 101 non-space
+        # characters can hold one, so the word split runs only for batches that have such text.
+        maybe_long = tf.strings.regex_full_match(texts, rf"(?s).*\S{{{_MAX_WORD_CHARS + 1}}}.*")
+        return tf.cond(
+            tf.reduce_any(maybe_long),
+            lambda: self._replace_long_words(texts),
+            lambda: texts,
+        )
+
+    def _replace_long_words(self, texts: tf.Tensor) -> tf.Tensor:
+        # The words as BERT's basic tokenizer splits them (whitespace, punctuation, CJK), joined
+        # again by spaces: the WordPiece tokenizer splits the result into the same words.
+        words = self._words.tokenize(texts)
+        words = tf.ragged.map_flat_values(
+            lambda w: tf.where(
+                tf.strings.length(w, unit="UTF8_CHAR") > _MAX_WORD_CHARS, _UNKNOWN_CHAR, w
+            ),
+            words,
+        )
+        return tf.strings.reduce_join(words, axis=1, separator=" ")
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """WordPiece ids without special tokens, `[batch, (tokens)]`, not truncated."""
