@@ -106,7 +106,8 @@ def main() -> None:
         direct = time_direct(encoder, texts, beam_batch, t.batch_size)
         total, load = time_runinference(config, texts)
         print(
-            f"run {repeat + 1}: direct {direct:.1f} s, RunInference {total:.1f} s (load {load:.1f} s)"
+            f"run {repeat + 1}: direct {direct:.1f} s, RunInference {total:.1f} s "
+            f"(load {load:.1f} s)"
         )
         runs.append((direct, total, load))
     direct_seconds = min(r[0] for r in runs)

@@ -165,7 +165,15 @@ def load_bert_weights(model, checkpoint: Checkpoint) -> None:
 
     name = os.path.basename(checkpoint.weights)
     if name == "tf_model.h5":
-        model.load_weights(checkpoint.weights, by_name=True)
+        from transformers.modeling_tf_utils import load_tf_weights
+
+        model(model.dummy_inputs, training=False)  # create the variables to load into
+        missing, _, mismatched = load_tf_weights(model, checkpoint.weights)
+        if missing or mismatched:
+            raise CheckpointError(
+                f"checkpoint {checkpoint.spec!r}: tf_model.h5 lacks or mis-shapes layers "
+                f"{sorted(missing) + sorted(mismatched)}"
+            )
         return
     if name == "model.safetensors":
         from safetensors.numpy import load_file

@@ -342,3 +342,29 @@ def test_pytorch_bin_without_torch_says_so(tiny):
     with pytest.raises(CheckpointError, match="PyTorch") as info:
         build_text_encoder(checkpoint)
     assert "pytorch_model.bin" in str(info.value)
+
+
+def test_tf_h5_weights_load(tmp_path):
+    """A checkpoint saved by transformers' TF classes (tf_model.h5) loads too."""
+    from transformers import BertConfig, TFBertModel
+
+    from models.text_encoder import build_text_encoder
+
+    vocab = build_vocab()
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    original = TFBertModel(config)
+    original(original.dummy_inputs)
+    original.save_pretrained(str(tmp_path), safe_serialization=False)
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    assert (tmp_path / "tf_model.h5").is_file()
+    encoder = build_text_encoder(str(tmp_path))
+    loaded = {v.name.split("/", 1)[1]: v.numpy() for v in encoder.bert.weights}
+    for v in original.weights:
+        np.testing.assert_array_equal(loaded[v.name.split("/", 1)[1]], v.numpy())
