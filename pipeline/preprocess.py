@@ -284,7 +284,8 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
         )
     stats = summarize(event_stats, item_stats, {k: (v[0], v[1]) for k, v in item_counts.items()})
     write_json_atomic(schema.output_pattern(out_dir, "stats"), stats)
-    _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"))
+    cutoff_day = format_timestamp(rule["cutoff"])[:10] if rule.get("cutoff") else None
+    _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"), cutoff_day)
     vocab_sizes = {
         name: count_lines(schema.output_pattern(out_dir, f"vocab_{name}"))
         for name in ("users", "items", "categories")
@@ -334,8 +335,11 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
     return manifest
 
 
-def _plot_stats(stats: dict[str, Any], item_counts: dict[str, tuple], path: str) -> None:
-    """Events per day and the item popularity curve, for a person skimming the run."""
+def _plot_stats(
+    stats: dict[str, Any], item_counts: dict[str, tuple], path: str, cutoff_day: str | None
+) -> None:
+    """Events per day (with the temporal split's cutoff) and the item popularity curve, for a
+    person skimming the run."""
     if "://" in path:
         return
     import matplotlib
@@ -349,6 +353,10 @@ def _plot_stats(stats: dict[str, Any], item_counts: dict[str, tuple], path: str)
         ax_days.bar(range(len(per_day)), list(per_day.values()), width=1.0, color="#4472c4")
         ticks = list(range(0, len(per_day), max(1, len(per_day) // 6)))
         ax_days.set_xticks(ticks, [list(per_day)[i] for i in ticks], rotation=30, fontsize=7)
+        if cutoff_day:
+            index = sum(1 for day in per_day if day < cutoff_day)
+            ax_days.axvline(index - 0.5, color="#c00000", linestyle="--", label="eval from here")
+            ax_days.legend(loc="lower left", fontsize=8)
     ax_days.set_title("Kept events per day")
     ax_days.set_ylabel("events")
     popularity = sorted((c[1] for c in item_counts.values() if c[1] > 0), reverse=True)
