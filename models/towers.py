@@ -1,0 +1,175 @@
+"""The two towers: an item encoder shared by candidates and history, and the query tower.
+
+Item representation = id embedding (trained ids; every other id shares an out-of-vocabulary row)
++ mean category embedding + a trainable projection of the BERT text embedding (only for items
+that have text). An item never seen in training therefore still gets a meaningful vector from
+its text and categories.
+
+Query representation = user id embedding (OOV for unknown users) + the pooled history (mean, or
+attention with the user as the query) + time-of-day and day-of-week features, through a dense
+layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from models.features import FeatureSpace
+
+__all__ = ["HISTORY_POOLINGS", "ItemEncoder", "QueryTower"]
+
+HISTORY_POOLINGS = ("mean", "attention")
+
+
+def _constant_weight(layer: tf.keras.layers.Layer, name: str, value: np.ndarray) -> tf.Variable:
+    """A non-trainable table stored as a variable (kept out of the graph's constants)."""
+    return layer.add_weight(
+        name=name,
+        shape=value.shape,
+        dtype=tf.as_dtype(value.dtype),
+        initializer=tf.keras.initializers.Constant(value),
+        trainable=False,
+    )
+
+
+class ItemEncoder(tf.keras.layers.Layer):
+    """Item ids (string, any shape `[...]`) → item vectors `[..., dim]`.
+
+    Args:
+      space: Vocabularies and item tables.
+      dim: Output size.
+      use_text: Add the projected text embedding.
+    """
+
+    def __init__(self, space: FeatureSpace, dim: int, use_text: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.use_text = use_text and space.text_dim > 0
+        # Catalog row 0 is "unknown item"; catalog item i is row i + 1.
+        self.catalog_lookup = tf.keras.layers.StringLookup(
+            vocabulary=space.catalog_ids, num_oov_indices=1, mask_token=None
+        )
+        self.id_lookup = tf.keras.layers.StringLookup(
+            vocabulary=space.trained_item_ids or ["[no trained items]"],
+            num_oov_indices=space.num_oov_buckets,
+            mask_token=None,
+        )
+        self.id_embedding = tf.keras.layers.Embedding(self.id_lookup.vocabulary_size(), dim)
+        width = max((len(c) for c in space.item_categories), default=0) or 1
+        table = np.zeros((len(space.catalog_ids) + 1, width), np.int32)  # 0 pads
+        for row, cats in enumerate(space.item_categories, start=1):
+            table[row, : len(cats)] = np.asarray(cats, np.int32) + 1
+        self._category_table_value = table
+        self.category_embedding = tf.keras.layers.Embedding(len(space.categories) + 1, dim)
+        if self.use_text:
+            text = np.concatenate(
+                [np.zeros((1, space.text_dim), np.float32), space.text_embeddings]
+            )
+            has = np.concatenate([[0.0], space.has_text]).astype(np.float32)
+            self._text_values = (text, has)
+            self.text_projection = tf.keras.layers.Dense(dim, name="text_projection")
+
+    def build(self, input_shape):
+        self.category_table = _constant_weight(self, "category_table", self._category_table_value)
+        if self.use_text:
+            self.text_table = _constant_weight(self, "text_table", self._text_values[0])
+            self.has_text_table = _constant_weight(self, "has_text_table", self._text_values[1])
+        super().build(input_shape)
+
+    def catalog_rows(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Row of each id in the item tables (0 for ids outside the catalog)."""
+        return self.catalog_lookup(item_ids)
+
+    def call(self, item_ids: tf.Tensor) -> tf.Tensor:
+        rows = self.catalog_rows(item_ids)
+        vector = self.id_embedding(self.id_lookup(item_ids))
+        categories = tf.gather(self.category_table, rows)
+        present = tf.cast(categories > 0, vector.dtype)[..., tf.newaxis]
+        category_sum = tf.reduce_sum(self.category_embedding(categories) * present, axis=-2)
+        vector += category_sum / tf.maximum(tf.reduce_sum(present, axis=-2), 1.0)
+        if self.use_text:
+            text = tf.gather(self.text_table, rows)
+            has_text = tf.gather(self.has_text_table, rows)[..., tf.newaxis]
+            vector += self.text_projection(text) * has_text
+        return vector
+
+
+def time_features(timestamps: tf.Tensor) -> tf.Tensor:
+    """Epoch seconds `[batch]` → `[batch, 4]`: hour of day and day of week on the unit circle."""
+    seconds = tf.cast(timestamps, tf.float64)
+    day = tf.math.floormod(seconds, 86400.0) / 86400.0
+    week = tf.math.floormod(seconds / 86400.0 + 3.0, 7.0) / 7.0  # 1970-01-01 was a Thursday
+    angles = 2.0 * math.pi * tf.stack([day, week], axis=-1)
+    return tf.cast(tf.concat([tf.sin(angles), tf.cos(angles)], axis=-1), tf.float32)
+
+
+class QueryTower(tf.keras.layers.Layer):
+    """Query features → query vectors `[batch, dim]`.
+
+    Inputs: a dict with `user_id` (string `[batch]`), `history_item_ids` (ragged string
+    `[batch, None]`) and `timestamp` (int64 `[batch]`).
+
+    Args:
+      space: Vocabularies.
+      items: The item encoder, shared with the candidate tower.
+      dim: Output size.
+      history_pooling: `mean` or `attention` (the user embedding attends over the history).
+      use_time: Add time-of-day and day-of-week features.
+    """
+
+    def __init__(
+        self,
+        space: FeatureSpace,
+        items: ItemEncoder,
+        dim: int,
+        history_pooling: str = "mean",
+        use_time: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if history_pooling not in HISTORY_POOLINGS:
+            raise ValueError(
+                f"history_pooling must be one of {HISTORY_POOLINGS} (got {history_pooling!r})"
+            )
+        self.items = items
+        self.history_pooling = history_pooling
+        self.use_time = use_time
+        self.user_lookup = tf.keras.layers.StringLookup(
+            vocabulary=space.user_ids or ["[no trained users]"],
+            num_oov_indices=space.num_oov_buckets,
+            mask_token=None,
+        )
+        # Users live in the item space, so attention can compare them with history items.
+        self.user_embedding = tf.keras.layers.Embedding(
+            self.user_lookup.vocabulary_size(), items.dim
+        )
+        self.time_projection = tf.keras.layers.Dense(dim, name="time_projection")
+        self.output_layer = tf.keras.layers.Dense(dim, name="query_output")
+
+    def pool_history(self, user: tf.Tensor, history: tf.RaggedTensor) -> tf.Tensor:
+        """`[batch, dim]` summary of the history; zeros for an empty history."""
+        dense_ids = history.to_tensor(default_value="")
+        mask = tf.cast(tf.sequence_mask(history.row_lengths(), tf.shape(dense_ids)[1]), user.dtype)
+        vectors = self.items(dense_ids) * mask[..., tf.newaxis]
+        if self.history_pooling == "mean":
+            return tf.reduce_sum(vectors, axis=1) / tf.maximum(
+                tf.reduce_sum(mask, axis=1, keepdims=True), 1.0
+            )
+        scale = 1.0 / math.sqrt(float(user.shape[-1]))
+        logits = tf.einsum("bd,bld->bl", user, vectors) * scale
+        logits += (1.0 - mask) * -1e9
+        weights = tf.nn.softmax(logits, axis=-1) * mask  # all-zero for an empty history
+        return tf.einsum("bl,bld->bd", weights, vectors)
+
+    def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        user = self.user_embedding(self.user_lookup(features["user_id"]))
+        history = features["history_item_ids"]
+        if not isinstance(history, tf.RaggedTensor):
+            history = tf.RaggedTensor.from_tensor(history, padding="")
+        parts = [user, self.pool_history(user, history)]
+        if self.use_time:
+            parts.append(self.time_projection(time_features(features["timestamp"])))
+        return self.output_layer(tf.concat(parts, axis=-1))
