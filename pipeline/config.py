@@ -27,6 +27,7 @@ __all__ = [
     "EventsInput",
     "ItemFields",
     "ItemsInput",
+    "ModelConfig",
     "PreprocessConfig",
     "SampleDataConfig",
     "SplitConfig",
@@ -44,6 +45,7 @@ SPLIT_METHODS = ("temporal", "leave_last_out", "random")
 TIMESTAMP_UNITS = ("auto", "s", "ms")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 TEXT_POOLINGS = ("mean", "cls")
+HISTORY_POOLINGS = ("mean", "attention")
 TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
@@ -283,6 +285,37 @@ class TextConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The TFRS retrieval + ranking model.
+
+    Attributes:
+      embedding_dim: Size of item, user and query vectors.
+      history_pooling: `mean` or `attention` over the user's recent items.
+      use_text: Add the projected BERT text embedding to item vectors.
+      use_time: Add time-of-day and day-of-week features to the query.
+      temperature: Softmax temperature of the retrieval loss (scores are divided by it).
+      logq_correction: Subtract log(item popularity) from in-batch scores (sampling bias).
+      remove_accidental_hits: Do not count a batch's other rows with the same item as negatives.
+      retrieval_weight: Weight of the retrieval loss; 0 trains ranking only.
+      ranking_weight: Weight of the ranking loss; 0 trains retrieval only.
+      cross_layers: DCN-v2 cross layers of the ranking head.
+      deep_layers: Dense layer sizes after the cross layers.
+    """
+
+    embedding_dim: int = 64
+    history_pooling: str = "mean"
+    use_text: bool = True
+    use_time: bool = True
+    temperature: float = 0.1
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    retrieval_weight: float = 1.0
+    ranking_weight: float = 1.0
+    cross_layers: int = 2
+    deep_layers: list[int] = field(default_factory=lambda: [64, 32])
+
+
+@dataclass
 class BeamConfig:
     """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
 
@@ -309,6 +342,7 @@ class Config:
       sample_data: See `SampleDataConfig`.
       preprocess: See `PreprocessConfig`.
       text: See `TextConfig`.
+      model: See `ModelConfig`.
       beam: See `BeamConfig`.
     """
 
@@ -317,6 +351,7 @@ class Config:
     sample_data: SampleDataConfig = field(default_factory=SampleDataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     def data_path(self) -> str:
@@ -594,6 +629,27 @@ def validate(config: Config) -> None:
         "text.direct_num_workers",
         t.direct_num_workers,
         "must be at least 1",
+    )
+
+    m = config.model
+    check(m.embedding_dim >= 1, "model.embedding_dim", m.embedding_dim, "must be at least 1")
+    choice("model.history_pooling", m.history_pooling, HISTORY_POOLINGS)
+    check(m.temperature > 0, "model.temperature", m.temperature, "must be positive")
+    for name in ("retrieval_weight", "ranking_weight"):
+        value = getattr(m, name)
+        check(value >= 0, f"model.{name}", value, "must not be negative")
+    check(
+        m.retrieval_weight + m.ranking_weight > 0,
+        "model.retrieval_weight",
+        m.retrieval_weight,
+        "and model.ranking_weight must not both be 0",
+    )
+    check(m.cross_layers >= 0, "model.cross_layers", m.cross_layers, "must be at least 0")
+    check(
+        all(n >= 1 for n in m.deep_layers),
+        "model.deep_layers",
+        m.deep_layers,
+        "must hold positive sizes",
     )
 
     b = config.beam

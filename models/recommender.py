@@ -1,0 +1,128 @@
+"""One `tfrs.Model` with a retrieval task and a ranking task sharing the two towers.
+
+Retrieval: in-batch softmax over cosine scores divided by a temperature, with the logQ
+correction (each candidate's score minus the log of its sampling probability, i.e. its share of
+train events: popular items appear as in-batch negatives more often than their relevance
+warrants) and accidental hits removed (another row's positive that is this row's positive too is
+not a negative). No top-k metrics during training: full-catalog metrics belong to evaluation
+(computing them per batch is what makes TFRS training slow).
+
+Ranking: a DCN-v2 head (`tfrs.layers.dcn.Cross`) over the query and candidate vectors and their
+product, then dense layers, regressing the label (rating, or 1.0 for implicit feedback) with
+sample weights.
+
+The loss weights in `ModelConfig` select retrieval-only, ranking-only or joint training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models.features import FeatureSpace
+from models.towers import ItemEncoder, QueryTower
+from pipeline.config import ModelConfig
+
+__all__ = ["Recommender"]
+
+
+class Recommender(tfrs.Model):
+    """The two-tower retrieval and DCN ranking model.
+
+    Args:
+      space: Vocabularies, item tables and popularity.
+      config: Model settings.
+    """
+
+    def __init__(self, space: FeatureSpace, config: ModelConfig):
+        super().__init__()
+        dim = config.embedding_dim
+        self.config = config
+        self.items = ItemEncoder(space, dim, config.use_text, name="items")
+        self.query_tower = QueryTower(
+            space, self.items, dim, config.history_pooling, config.use_time, name="query_tower"
+        )
+        self.candidate_output = tf.keras.layers.Dense(dim, name="candidate_output")
+        probability = space.sampling_probability()
+        # Row 0 (ids outside the catalog): the mean probability.
+        unknown = probability.mean() if len(probability) else 1.0
+        self._probability_value = np.concatenate([[unknown], probability]).astype(np.float32)
+        self.retrieval = tfrs.tasks.Retrieval(
+            temperature=config.temperature,
+            remove_accidental_hits=config.remove_accidental_hits,
+        )
+        self.cross = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(config.cross_layers)]
+        self.deep = [
+            tf.keras.layers.Dense(n, activation="relu", name=f"deep_{i}")
+            for i, n in enumerate(config.deep_layers)
+        ]
+        self.rating = tf.keras.layers.Dense(1, name="rating")
+        self.ranking = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.MeanSquaredError(),
+            metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
+        self.probability_table = tf.Variable(
+            self._probability_value, trainable=False, name="candidate_probability"
+        )
+
+    def query_embedding(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Unit-length query vectors `[batch, dim]`."""
+        return tf.math.l2_normalize(self.query_tower(features), axis=-1)
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Unit-length candidate vectors `[..., dim]` for item ids of any shape."""
+        return tf.math.l2_normalize(self.candidate_output(self.items(item_ids)), axis=-1)
+
+    def candidate_probability(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Each candidate's sampling probability (share of train events) for logQ."""
+        return tf.gather(self.probability_table, self.items.catalog_rows(item_ids))
+
+    def rank(self, query: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
+        """Predicted labels `[batch]` for aligned query and candidate vectors `[batch, dim]`."""
+        x0 = tf.concat([query, candidate, query * candidate], axis=-1)
+        x = x0
+        for layer in self.cross:
+            x = layer(x0, x)
+        for layer in self.deep:
+            x = layer(x)
+        return tf.squeeze(self.rating(x), axis=-1)
+
+    def retrieval_loss(
+        self,
+        query: tf.Tensor,
+        candidate: tf.Tensor,
+        item_ids: tf.Tensor,
+        sample_weight: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """In-batch softmax loss of aligned (query, positive candidate) rows."""
+        c = self.config
+        return self.retrieval(
+            query,
+            candidate,
+            sample_weight=sample_weight,
+            candidate_sampling_probability=(
+                self.candidate_probability(item_ids) if c.logq_correction else None
+            ),
+            candidate_ids=item_ids if c.remove_accidental_hits else None,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        c = self.config
+        query = self.query_embedding(features)
+        candidate = self.candidate_embedding(features["item_id"])
+        weight = features.get("weight")
+        loss = tf.constant(0.0)
+        if c.retrieval_weight:
+            loss += c.retrieval_weight * self.retrieval_loss(
+                query, candidate, features["item_id"], weight
+            )
+        if c.ranking_weight:
+            loss += c.ranking_weight * self.ranking(
+                labels=features["label"][:, tf.newaxis],
+                predictions=self.rank(query, candidate)[:, tf.newaxis],
+                sample_weight=weight,
+            )
+        return loss

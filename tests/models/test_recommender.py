@@ -1,0 +1,99 @@
+"""The TFRS model: logQ correction on a hand-computed case, both tasks, loss weights, training."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.features import FeatureSpace
+from models.recommender import Recommender
+from pipeline.config import ModelConfig
+
+
+def _space():
+    return FeatureSpace(
+        user_ids=["u1", "u2", "u3"],
+        trained_item_ids=["pop", "rare", "mid"],
+        categories=["x", "y"],
+        catalog_ids=["pop", "rare", "mid", "cold"],
+        item_categories=[[0], [1], [0, 1], [1]],
+        text_embeddings=np.eye(4, 6, dtype=np.float32),
+        has_text=np.ones(4, np.float32),
+        train_counts=np.array([8, 2, 0, 0]),
+    )
+
+
+def _batch():
+    return {
+        "user_id": tf.constant(["u1", "u2", "u3", "new"]),
+        "item_id": tf.constant(["pop", "rare", "mid", "cold"]),
+        "history_item_ids": tf.ragged.constant([["rare"], ["pop", "mid"], [], ["cold"]]),
+        "timestamp": tf.constant([0, 3600, 7200, 10800], tf.int64),
+        "label": tf.constant([5.0, 1.0, 3.0, 4.0]),
+        "weight": tf.constant([1.0, 1.0, 2.0, 1.0]),
+    }
+
+
+def test_logq_correction_on_a_hand_computed_batch():
+    """Queries q0 = c0 = (1, 0), q1 = c1 = (0, 1), temperature 1. Item "pop" has probability
+    0.8, "rare" 0.2. Without correction both rows have logits (1, 0) for their positive:
+    loss = log(1 + e^-1) = 0.3133 each. With logQ the logits become s - log p:
+      row 0 (positive "pop"):  [1 - log .8, 0 - log .2] = [1.2231, 1.6094] → 0.9049
+      row 1 (positive "rare"): [0 - log .8, 1 - log .2] = [0.2231, 2.6094] → 0.0880
+    The correction raises the loss of popular positives and lowers it for rare ones."""
+    space = _space()
+    space.train_counts = np.array([8, 2, 0, 0])  # p(pop) = 0.8, p(rare) = 0.2
+    q = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    ids = tf.constant(["pop", "rare"])
+
+    def row_losses(logq):
+        config = ModelConfig(temperature=1.0, logq_correction=logq, remove_accidental_hits=False)
+        model = Recommender(space, config)
+        return [
+            float(model.retrieval_loss(q, q, ids, tf.constant(w))) for w in ([1.0, 0.0], [0.0, 1.0])
+        ]
+
+    plain = math.log(1 + math.exp(-1))
+    np.testing.assert_allclose(row_losses(False), [plain, plain], atol=1e-4)
+    popular = math.log(1 + math.exp((0 - math.log(0.2)) - (1 - math.log(0.8))))
+    rare = math.log(1 + math.exp((0 - math.log(0.8)) - (1 - math.log(0.2))))
+    np.testing.assert_allclose(row_losses(True), [popular, rare], atol=1e-4)
+    assert popular > plain > rare
+
+
+def test_sampling_probability_follows_train_counts():
+    model = Recommender(_space(), ModelConfig())
+    probs = model.candidate_probability(tf.constant(["pop", "rare", "cold", "unknown"])).numpy()
+    # cold items get the smallest observed share (0.2), unknown ids the catalog mean.
+    np.testing.assert_allclose(probs[:3], [0.8, 0.2, 0.2], atol=1e-6)
+    assert 0.2 <= probs[3] <= 0.8
+
+
+def test_embeddings_and_ratings_have_the_documented_shapes():
+    model = Recommender(_space(), ModelConfig(embedding_dim=8))
+    batch = _batch()
+    q = model.query_embedding(batch)
+    c = model.candidate_embedding(batch["item_id"])
+    assert q.shape == (4, 8) and c.shape == (4, 8)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    assert model.rank(q, c).shape == (4,)
+    assert model.candidate_embedding(tf.constant([["pop", "cold"]])).shape == (1, 2, 8)
+
+
+@pytest.mark.parametrize(
+    ("retrieval", "ranking"),
+    [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)],
+    ids=["retrieval", "ranking", "joint"],
+)
+def test_training_lowers_the_loss_for_each_task_mix(retrieval, ranking):
+    tf.keras.utils.set_random_seed(1)
+    config = ModelConfig(embedding_dim=8, retrieval_weight=retrieval, ranking_weight=ranking)
+    model = Recommender(_space(), config)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    dataset = tf.data.Dataset.from_tensors(_batch()).repeat(30)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    first = float(model.compute_loss(_batch()))
+    model.fit(dataset, epochs=2, verbose=0)
+    assert float(model.compute_loss(_batch())) < first
+    assert history.history["loss"]
