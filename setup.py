@@ -11,6 +11,7 @@ INSTALL_REQUIRES = [
     "tensorflow-text==2.21.1",
     "tensorflow-recommenders==0.7.7",
     "tensorflow-serving-api==2.21.0",
+    "tensorboard==2.21.0",
     "transformers>=4.57,<5",
     "safetensors>=0.4",
     "apache-beam==2.77.0",

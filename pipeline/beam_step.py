@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import Config
+from pipeline.manifest import publish_dir
 from pipeline.progress import Heartbeat, say, stderr_to_log
 
 # Subfolder of a step's output for the job's own counts and statistics; `run_step` deletes it
@@ -80,16 +81,6 @@ def count_lines(path: str) -> int:
         return sum(1 for line in f if line.strip())
 
 
-def _publish(staging: str, final: str) -> None:
-    old = None
-    if os.path.exists(final):
-        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-    os.rename(staging, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def run_step(
     config: Config,
     step: str,
@@ -131,5 +122,5 @@ def run_step(
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     if not remote:
-        _publish(out_dir, final_dir)
+        publish_dir(out_dir, final_dir)
     return manifest

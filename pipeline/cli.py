@@ -101,6 +101,19 @@ def _cmd_embed_items(config: Config, args: argparse.Namespace, extra: list[str])
     )
 
 
+def _cmd_train(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from models import train
+
+    manifest = train.train(config)
+    history = manifest["history"]
+    lines = [f"Trained {manifest['epochs_run']} epoch(s) in {manifest['timings']['seconds']:.0f} s"]
+    for key in ("loss", "val_loss", "rmse", "val_rmse"):
+        if history.get(key):
+            lines.append(f"  {key:<9} {history[key][-1]:.4f}")
+    lines.append(f"Weights: {config.step_dir(train.STEP)}/trained/")
+    print("\n".join(lines))
+
+
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
 
 
@@ -144,6 +157,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_common(embed)
     embed.set_defaults(handler=_cmd_embed_items)
+
+    fit = sub.add_parser(
+        "train",
+        help="train the TFRS retrieval + ranking model",
+        description="Trains the two-tower retrieval and DCN ranking model on the preprocess "
+        "TFRecords (and the item embeddings when model.use_text is on). Backs up every epoch "
+        "and resumes an interrupted run; stops early on the eval loss; TensorBoard logs go to "
+        "work_dir/model/tensorboard.",
+    )
+    _add_common(fit)
+    fit.set_defaults(handler=_cmd_train)
     return parser
 
 

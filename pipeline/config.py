@@ -32,6 +32,7 @@ __all__ = [
     "SampleDataConfig",
     "SplitConfig",
     "TextConfig",
+    "TrainConfig",
     "ValidationConfig",
     "VocabConfig",
     "apply_overrides",
@@ -46,6 +47,7 @@ TIMESTAMP_UNITS = ("auto", "s", "ms")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 TEXT_POOLINGS = ("mean", "cls")
 HISTORY_POOLINGS = ("mean", "attention")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
@@ -316,6 +318,33 @@ class ModelConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Training from the preprocess TFRecords.
+
+    Attributes:
+      epochs: Most passes over the training events.
+      batch_size: Events per step (also the in-batch negatives of retrieval).
+      learning_rate: Adam's learning rate.
+      shuffle_buffer: Events shuffled together; 0 keeps file order.
+      early_stopping_patience: Epochs without a lower eval loss before stopping (the best
+        weights are kept); 0 disables early stopping.
+      seed: Seed of initialization and shuffling.
+      deterministic: Turn on TensorFlow op determinism (slower; identical reruns).
+      strategy: `default` (one device), `mirrored` (all local GPUs) or `multi_worker`
+        (TF_CONFIG cluster).
+    """
+
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    shuffle_buffer: int = 100_000
+    early_stopping_patience: int = 2
+    seed: int = 42
+    deterministic: bool = False
+    strategy: str = "default"
+
+
+@dataclass
 class BeamConfig:
     """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
 
@@ -343,6 +372,7 @@ class Config:
       preprocess: See `PreprocessConfig`.
       text: See `TextConfig`.
       model: See `ModelConfig`.
+      train: See `TrainConfig`.
       beam: See `BeamConfig`.
     """
 
@@ -352,6 +382,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     def data_path(self) -> str:
@@ -651,6 +682,16 @@ def validate(config: Config) -> None:
         m.deep_layers,
         "must hold positive sizes",
     )
+
+    tr = config.train
+    for name in ("epochs", "batch_size"):
+        value = getattr(tr, name)
+        check(value >= 1, f"train.{name}", value, "must be at least 1")
+    check(tr.learning_rate > 0, "train.learning_rate", tr.learning_rate, "must be positive")
+    for name in ("shuffle_buffer", "early_stopping_patience"):
+        value = getattr(tr, name)
+        check(value >= 0, f"train.{name}", value, "must be at least 0")
+    choice("train.strategy", tr.strategy, STRATEGIES)
 
     b = config.beam
     check(

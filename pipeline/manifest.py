@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -13,6 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 __all__ = [
     "code_version",
     "fingerprint_files",
+    "publish_dir",
     "read_json",
     "write_json_atomic",
     "write_text_atomic",
@@ -54,6 +57,18 @@ def write_text_atomic(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def publish_dir(staging: str, final: str) -> None:
+    """Replaces the local folder `final` by `staging`: each rename is atomic, so a reader finds
+    the old complete folder or the new complete one, never a mix."""
+    old = None
+    if os.path.exists(final):
+        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json_atomic(path: str, value: Any) -> None:

@@ -1,0 +1,149 @@
+"""`recsys train`: fits the recommender on the preprocess TFRecords.
+
+Input comes through `pipeline.reader` (the schema module's features, parallel reads, shuffling,
+caching, prefetch). Training backs itself up every epoch and, when a run was interrupted,
+resumes from the last completed epoch (`BackupAndRestore`); early stopping on the eval loss keeps
+the best weights; TensorBoard logs go to `<work_dir>/model/tensorboard`. The trained weights are
+published in `<work_dir>/model/trained/` with a manifest, only when training finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from typing import Any
+
+import tensorflow as tf
+
+from models.features import FeatureSpace
+from models.recommender import Recommender
+from pipeline import schema
+from pipeline.config import Config
+from pipeline.errors import DataError
+from pipeline.manifest import code_version, publish_dir, write_json_atomic
+from pipeline.progress import say
+from pipeline.reader import make_dataset
+from pipeline.timestamps import format_timestamp
+
+__all__ = ["build_model", "distribution_strategy", "load_feature_space", "train"]
+
+STEP = "model"
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The `train.strategy` setting as a tf.distribute strategy."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def load_feature_space(config: Config) -> FeatureSpace:
+    """Vocabularies and item tables from the preprocess (and, with text, embeddings) outputs."""
+    pre_dir = config.step_dir("preprocess")
+    if not os.path.exists(schema.output_pattern(pre_dir, "manifest")):
+        raise DataError(f"no preprocess output in {pre_dir!r}; run `recsys preprocess` first")
+    embeddings = config.step_dir("embeddings") if config.model.use_text else None
+    if embeddings and not os.path.exists(schema.output_pattern(embeddings, "manifest")):
+        raise DataError(
+            f"model.use_text is on but {embeddings!r} has no embeddings; run "
+            "`recsys embed-items` (or set model.use_text=false)"
+        )
+    return FeatureSpace.load(pre_dir, embeddings, config.preprocess.vocab.num_oov_buckets)
+
+
+def build_model(config: Config, space: FeatureSpace) -> Recommender:
+    model = Recommender(space, config.model)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate))
+    return model
+
+
+def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> dict[str, Any]:
+    """Trains (or resumes training) and returns the manifest of the trained model.
+
+    Args:
+      config: The configuration.
+      callbacks: Extra Keras callbacks (tests use one to interrupt a run).
+    """
+    started = time.time()
+    t = config.train
+    tf.keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    space = load_feature_space(config)
+    pre_dir = config.step_dir("preprocess")
+    out_dir = config.step_dir(STEP)
+    strategy = distribution_strategy(t.strategy)
+    with strategy.scope():
+        model = build_model(config, space)
+    train_data = make_dataset(
+        schema.output_pattern(pre_dir, "train"),
+        schema.EVENTS,
+        t.batch_size,
+        shuffle_buffer=t.shuffle_buffer,
+        seed=t.seed,
+        cache=True,
+        drop_remainder=True,  # in-batch negatives: every step sees a full batch
+    )
+    eval_data = make_dataset(
+        schema.output_pattern(pre_dir, "eval"), schema.EVENTS, t.batch_size, cache=True
+    )
+    say(
+        f"train: {len(space.user_ids):,} trained users, {len(space.catalog_ids):,} catalog items "
+        f"({len(space.trained_item_ids):,} with train events), up to {t.epochs} epochs "
+        f"→ {out_dir}"
+    )
+    all_callbacks = [
+        tf.keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
+        *callbacks,
+    ]
+    if t.early_stopping_patience:
+        all_callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    history = model.fit(
+        train_data,
+        validation_data=eval_data,
+        epochs=t.epochs,
+        callbacks=all_callbacks,
+        verbose=1 if os.isatty(2) else 2,
+    )
+    losses = history.history.get("val_loss", [])
+    manifest = {
+        "step": "train",
+        "code_version": code_version(),
+        "created_at": format_timestamp(int(time.time())),
+        "model": dict(vars(config.model)),
+        "train": dict(vars(t)),
+        "epochs_run": len(history.history.get("loss", [])),
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "best_val_loss": min(losses) if losses else None,
+        "feature_space": {
+            "users": len(space.user_ids),
+            "trained_items": len(space.trained_item_ids),
+            "catalog_items": len(space.catalog_ids),
+            "categories": len(space.categories),
+            "text_dim": space.text_dim,
+        },
+        "timings": {"seconds": round(time.time() - started, 2)},
+    }
+    _publish_weights(model, out_dir, manifest)
+    return manifest
+
+
+def _publish_weights(model: Recommender, out_dir: str, manifest: dict[str, Any]) -> None:
+    final = os.path.join(out_dir, "trained")
+    staging = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        model.save_weights(os.path.join(staging, "weights"))
+        write_json_atomic(os.path.join(staging, "manifest.json"), manifest)
+        publish_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
