@@ -114,6 +114,21 @@ def _cmd_train(config: Config, args: argparse.Namespace, extra: list[str]) -> No
     print("\n".join(lines))
 
 
+def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from models import evaluate
+
+    out = evaluate.evaluate(config)
+    systems = {"model": out, **out["baselines"]}
+    keys = ("recall@10", "recall@50", "ndcg@10", "mrr", "cold_start_recall@50", "coverage@10")
+    lines = [f"{'':<22}" + "".join(f"{name:>14}" for name in systems)]
+    for key in keys:
+        lines.append(f"{key:<22}" + "".join(f"{s[key]:>14.4f}" for s in systems.values()))
+    lines.append(f"{'rmse':<22}{out['rmse']:>14.4f}")
+    folder = config.step_dir(evaluate.STEP)
+    lines.append(f"Report: {folder}/report.md (metrics.json, metrics_by_k.png, compare.png)")
+    print("\n".join(lines))
+
+
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
 
 
@@ -168,6 +183,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_common(fit)
     fit.set_defaults(handler=_cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="full-catalog metrics of the trained model against baselines",
+        description="Ranks every eval event's true item over the whole catalog with the trained "
+        "model, a most-popular baseline and an item co-occurrence baseline; writes metrics.json, "
+        "report.md and plots under work_dir/evaluation.",
+    )
+    _add_common(ev)
+    ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
 
