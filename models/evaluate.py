@@ -60,6 +60,7 @@ class EvalSet:
 
 
 def _rank_rows(scores: np.ndarray, truth: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, scores.shape[1])
     true_scores = scores[np.arange(len(truth)), truth]
     ranks = 1 + (scores > true_scores[:, None]).sum(axis=1)
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]

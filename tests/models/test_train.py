@@ -7,41 +7,8 @@ import pytest
 import tensorflow as tf
 
 from models import train
-from pipeline import embed_items, preprocess
-from pipeline.config import load_config
 from pipeline.errors import DataError
-from pipeline.sample_data import generate, write_sample_data
-from tests.models.tiny_bert import write_checkpoint
-
-
-def _config(work, *overrides):
-    return load_config(
-        None,
-        [
-            f"work_dir={work}",
-            "sample_data.n_users=40",
-            "sample_data.n_items=60",
-            "data.items.extra_text_fields=[brand]",
-            "beam.direct_num_workers=1",
-            "beam.direct_running_mode=in_memory",
-            "model.embedding_dim=8",
-            "model.deep_layers=[8]",
-            "train.batch_size=64",
-            "train.shuffle_buffer=1000",
-            *overrides,
-        ],
-    )
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    work = tmp_path_factory.mktemp("train") / "work"
-    checkpoint = write_checkpoint(work.parent / "tiny")
-    config = _config(work, f"text.checkpoint={checkpoint}", "text.max_length=16")
-    write_sample_data(generate(config.sample_data), config.data_path(), "jsonl")
-    preprocess.run(config)
-    embed_items.run(config)
-    return work, checkpoint
+from tests.models.conftest import small_config as _config
 
 
 class _Interrupt(tf.keras.callbacks.Callback):
@@ -50,8 +17,8 @@ class _Interrupt(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt("killed after the first epoch")
 
 
-def test_a_killed_training_resumes_from_the_last_epoch(prepared):
-    work, checkpoint = prepared
+def test_a_killed_training_resumes_from_the_last_epoch(workspace):
+    work, checkpoint = workspace
     config = _config(
         work, f"text.checkpoint={checkpoint}", "train.epochs=3", "train.early_stopping_patience=0"
     )
@@ -67,8 +34,8 @@ def test_a_killed_training_resumes_from_the_last_epoch(prepared):
     assert os.listdir(os.path.join(config.step_dir("model"), "tensorboard"))
 
 
-def test_ids_only_training_without_embeddings(prepared):
-    work, _ = prepared
+def test_ids_only_training_without_embeddings(workspace):
+    work, _ = workspace
     config = _config(work, "model.use_text=false", "train.epochs=1")
     manifest = train.train(config)
     assert manifest["feature_space"]["text_dim"] == 0
