@@ -49,6 +49,10 @@ class Recommender(tfrs.Model):
         unknown = probability.mean() if len(probability) else 1.0
         self._probability_value = np.concatenate([[unknown], probability]).astype(np.float32)
         self.retrieval = tfrs.tasks.Retrieval(
+            # A mean over the batch (TFRS sums), so the loss weights compare like with like.
+            loss=tf.keras.losses.CategoricalCrossentropy(
+                from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+            ),
             temperature=config.temperature,
             remove_accidental_hits=config.remove_accidental_hits,
         )

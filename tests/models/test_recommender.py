@@ -51,7 +51,9 @@ def test_logq_correction_on_a_hand_computed_batch():
         config = ModelConfig(temperature=1.0, logq_correction=logq, remove_accidental_hits=False)
         model = Recommender(space, config)
         return [
-            float(model.retrieval_loss(q, q, ids, tf.constant(w))) for w in ([1.0, 0.0], [0.0, 1.0])
+            # The loss is a mean over the batch's 2 rows: weight one row, double the result.
+            2 * float(model.retrieval_loss(q, q, ids, tf.constant(w)))
+            for w in ([1.0, 0.0], [0.0, 1.0])
         ]
 
     plain = math.log(1 + math.exp(-1))
