@@ -6,8 +6,8 @@ that have text). An item never seen in training therefore still gets a meaningfu
 its text and categories.
 
 Query representation = user id embedding (OOV for unknown users) + the pooled history (mean, or
-attention with the user as the query) + time-of-day and day-of-week features, through a dense
-layer.
+attention with the user as the query) + the most recent item + time-of-day and day-of-week
+features, through a dense layer.
 """
 
 from __future__ import annotations
@@ -164,12 +164,22 @@ class QueryTower(tf.keras.layers.Layer):
         weights = tf.nn.softmax(logits, axis=-1) * mask  # all-zero for an empty history
         return tf.einsum("bl,bld->bd", weights, vectors)
 
+    def last_item(self, history: tf.RaggedTensor) -> tf.Tensor:
+        """`[batch, dim]` vector of the most recent history item (zeros for an empty history):
+        the strongest signal of a session's current intent."""
+        lengths = history.row_lengths()
+        last = tf.gather(
+            history.to_tensor(default_value=""), tf.maximum(lengths - 1, 0), batch_dims=1
+        )
+        present = tf.cast(lengths > 0, tf.float32)[:, tf.newaxis]
+        return self.items(last) * present
+
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         user = self.user_embedding(self.user_lookup(features["user_id"]))
         history = features["history_item_ids"]
         if not isinstance(history, tf.RaggedTensor):
             history = tf.RaggedTensor.from_tensor(history, padding="")
-        parts = [user, self.pool_history(user, history)]
+        parts = [user, self.pool_history(user, history), self.last_item(history)]
         if self.use_time:
             parts.append(self.time_projection(time_features(features["timestamp"])))
         return self.output_layer(tf.concat(parts, axis=-1))
