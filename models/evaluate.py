@@ -89,17 +89,20 @@ def rank_with_model(
     model, space: FeatureSpace, dataset: tf.data.Dataset, truth: np.ndarray
 ) -> tuple[Ranking, np.ndarray]:
     """Model ranking and predicted labels of the eval queries."""
-    candidates = model.candidate_embedding(tf.constant(space.catalog_ids)).numpy()
+    raw_candidates = model.candidate_vector(tf.constant(space.catalog_ids))
+    candidates = tf.math.l2_normalize(raw_candidates, axis=-1).numpy()
+    raw_candidates = raw_candidates.numpy()
     ranks, tops, predictions = [], [], []
     done = 0
     bar = ProgressBar("evaluate: scoring eval events", len(truth))
     for batch in dataset:
-        query = model.query_embedding(batch).numpy()
+        raw_query = model.query_vector(batch)
+        query = tf.math.l2_normalize(raw_query, axis=-1).numpy()
         rows = truth[done : done + len(query)]
         r, t = _rank_rows(query @ candidates.T, rows, max(KS))
         ranks.append(r)
         tops.append(t)
-        predictions.append(model.rank(tf.constant(query), tf.constant(candidates[rows])).numpy())
+        predictions.append(model.rank(raw_query, tf.constant(raw_candidates[rows])).numpy())
         done += len(query)
         bar.update(done)
     return Ranking(np.concatenate(ranks), np.concatenate(tops)), np.concatenate(predictions)
@@ -181,8 +184,8 @@ def evaluate(config: Config) -> dict[str, Any]:
         raise DataError(f"no trained model in {os.path.dirname(weights)!r}; run `recsys train`")
     model = build_model(config, space)
     eval_set, dataset = _read_eval(config, space)
-    model.query_embedding(next(iter(dataset)))  # create the variables before loading
-    model.candidate_embedding(tf.constant(space.catalog_ids[:1]))
+    model.query_vector(next(iter(dataset)))  # create the variables before loading
+    model.candidate_vector(tf.constant(space.catalog_ids[:1]))
     model.rank(tf.zeros([1, config.model.embedding_dim]), tf.zeros([1, config.model.embedding_dim]))
     model.load_weights(weights).expect_partial()
     say(f"evaluate: {len(eval_set.truth):,} eval events over {len(space.catalog_ids):,} items")

@@ -70,20 +70,30 @@ class Recommender(tfrs.Model):
             self._probability_value, trainable=False, name="candidate_probability"
         )
 
+    def query_vector(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Query tower output `[batch, dim]` (the ranking head's input)."""
+        return self.query_tower(features)
+
+    def candidate_vector(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Candidate tower output `[..., dim]` for item ids of any shape."""
+        return self.candidate_output(self.items(item_ids))
+
     def query_embedding(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Unit-length query vectors `[batch, dim]`."""
-        return tf.math.l2_normalize(self.query_tower(features), axis=-1)
+        """Unit-length query vectors `[batch, dim]` (retrieval scores are cosines)."""
+        return tf.math.l2_normalize(self.query_vector(features), axis=-1)
 
     def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Unit-length candidate vectors `[..., dim]` for item ids of any shape."""
-        return tf.math.l2_normalize(self.candidate_output(self.items(item_ids)), axis=-1)
+        return tf.math.l2_normalize(self.candidate_vector(item_ids), axis=-1)
 
     def candidate_probability(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Each candidate's sampling probability (share of train events) for logQ."""
         return tf.gather(self.probability_table, self.items.catalog_rows(item_ids))
 
     def rank(self, query: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
-        """Predicted labels `[batch]` for aligned query and candidate vectors `[batch, dim]`."""
+        """Predicted labels `[batch]` for aligned tower outputs `[batch, dim]`
+        (`query_vector`, `candidate_vector`: their norms carry information retrieval's cosine
+        drops)."""
         x0 = tf.concat([query, candidate, query * candidate], axis=-1)
         x = x0
         for layer in self.cross:
@@ -115,13 +125,16 @@ class Recommender(tfrs.Model):
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         c = self.config
-        query = self.query_embedding(features)
-        candidate = self.candidate_embedding(features["item_id"])
+        query = self.query_vector(features)
+        candidate = self.candidate_vector(features["item_id"])
         weight = features.get("weight")
         loss = tf.constant(0.0)
         if c.retrieval_weight:
             loss += c.retrieval_weight * self.retrieval_loss(
-                query, candidate, features["item_id"], weight
+                tf.math.l2_normalize(query, axis=-1),
+                tf.math.l2_normalize(candidate, axis=-1),
+                features["item_id"],
+                weight,
             )
         if c.ranking_weight:
             loss += c.ranking_weight * self.ranking(

@@ -46,8 +46,8 @@ class RecommenderModule(tf.Module):
 
     @tf.function(input_signature=[*_QUERY_SPECS, tf.TensorSpec([None], tf.string, name="item_id")])
     def rank(self, user_id, history_item_ids, timestamp, item_id):
-        query = self.model.query_embedding(self._features(user_id, history_item_ids, timestamp))
-        return {"predictions": self.model.rank(query, self.model.candidate_embedding(item_id))}
+        query = self.model.query_vector(self._features(user_id, history_item_ids, timestamp))
+        return {"predictions": self.model.rank(query, self.model.candidate_vector(item_id))}
 
 
 def save_recommender(model: Recommender, path: str) -> None:

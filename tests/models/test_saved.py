@@ -69,5 +69,7 @@ def test_trained_model_reloads_in_a_fresh_process(workspace, tmp_path):
     candidates = model.candidate_embedding(tf.constant(inputs["item_id"])).numpy()
     np.testing.assert_allclose(reloaded["query"], query, atol=1e-5)
     np.testing.assert_allclose(reloaded["candidates"], candidates, atol=1e-5)
-    ranks = model.rank(tf.constant(query), tf.constant(candidates)).numpy()
+    ranks = model.rank(
+        model.query_vector(features), model.candidate_vector(tf.constant(inputs["item_id"]))
+    ).numpy()
     np.testing.assert_allclose(reloaded["rank"], ranks, atol=1e-4)
