@@ -23,6 +23,8 @@ demo: $(STAMP)
 	$(BIN)/recsys sample-data --config configs/demo.yaml
 	$(BIN)/recsys preprocess --config configs/demo.yaml
 	$(BIN)/recsys embed-items --config configs/demo.yaml
+	$(BIN)/recsys train --config configs/demo.yaml
+	$(BIN)/recsys evaluate --config configs/demo.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
