@@ -91,10 +91,22 @@ class ItemEncoder(tf.keras.layers.Layer):
         category_sum = tf.reduce_sum(self.category_embedding(categories) * present, axis=-2)
         vector += category_sum / tf.maximum(tf.reduce_sum(present, axis=-2), 1.0)
         if self.use_text:
-            text = tf.gather(self.text_table, rows)
-            has_text = tf.gather(self.has_text_table, rows)[..., tf.newaxis]
-            vector += self.text_projection(text) * has_text
+            vector += tf.cond(
+                tf.size(rows) > tf.shape(self.text_table)[0],
+                lambda: tf.gather(self._projected_table(), rows),
+                lambda: self._projected_rows(rows),
+            )
         return vector
+
+    def _projected_rows(self, rows: tf.Tensor) -> tf.Tensor:
+        text = tf.gather(self.text_table, rows)
+        return self.text_projection(text) * tf.gather(self.has_text_table, rows)[..., tf.newaxis]
+
+    def _projected_table(self) -> tf.Tensor:
+        # When a batch holds more item occurrences (candidates and histories) than the catalog
+        # has items, projecting the whole table once and gathering `dim`-wide rows is cheaper
+        # than gathering and projecting text-wide rows; the result is the same.
+        return self.text_projection(self.text_table) * self.has_text_table[:, tf.newaxis]
 
 
 def time_features(timestamps: tf.Tensor) -> tf.Tensor:
