@@ -132,67 +132,71 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
 
 
+# name, handler, one-line help, description
+_STEPS: list[tuple[str, _Handler, str, str]] = [
+    (
+        "sample-data",
+        _cmd_sample_data,
+        "write the embedded synthetic marketplace data set",
+        "Writes a deterministic synthetic marketplace (events + items with text) to --out, by "
+        "default the config's data.path.",
+    ),
+    (
+        "preprocess",
+        _cmd_preprocess,
+        "validate, join, split and write TFRecords with Apache Beam",
+        "Runs the Beam preprocessing job: parses and validates events and items (bad records go "
+        "to dead letters), builds histories, splits, writes TFRecords, vocabularies, statistics "
+        "and manifest.json under work_dir/preprocess. Unknown flags go to Beam, e.g. --runner "
+        "DataflowRunner --project P --temp_location gs://... --setup_file ./setup.py.",
+    ),
+    (
+        "embed-items",
+        _cmd_embed_items,
+        "encode item text with BERT (Beam RunInference), incrementally",
+        "Encodes every catalog item's text with the configured BERT checkpoint in a Beam "
+        "RunInference job and writes item id → embedding under work_dir/embeddings. Items whose "
+        "text is unchanged since the last run with the same encoder are not encoded again; items "
+        "without text get no vector (has_text = 0). Unknown flags go to Beam.",
+    ),
+    (
+        "train",
+        _cmd_train,
+        "train the TFRS retrieval + ranking model",
+        "Trains the two-tower retrieval and DCN ranking model on the preprocess TFRecords (and "
+        "the item embeddings when model.use_text is on). Backs up every epoch and resumes an "
+        "interrupted run; stops early on the eval loss; TensorBoard logs go to "
+        "work_dir/model/tensorboard.",
+    ),
+    (
+        "evaluate",
+        _cmd_evaluate,
+        "full-catalog metrics of the trained model against baselines",
+        "Ranks every eval event's true item over the whole catalog with the trained model, a "
+        "most-popular baseline and an item co-occurrence baseline; writes metrics.json, "
+        "report.md and plots under work_dir/evaluation.",
+    ),
+]
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Two-stage TFRS recommender pipeline: logs and item text to TF Serving.",
     )
     sub = parser.add_subparsers(dest="command", metavar="STEP", required=True)
-
-    sample = sub.add_parser(
-        "sample-data",
-        help="write the embedded synthetic marketplace data set",
-        description="Writes a deterministic synthetic marketplace (events + items with text) "
-        "to --out, by default the config's data.path.",
+    steps = {}
+    for name, handler, summary, description in _STEPS:
+        step = sub.add_parser(name, help=summary, description=description)
+        _add_common(step)
+        step.set_defaults(handler=handler)
+        steps[name] = step
+    steps["sample-data"].add_argument(
+        "--out", metavar="DIR", help="output folder (default: data.path)"
     )
-    _add_common(sample)
-    sample.add_argument("--out", metavar="DIR", help="output folder (default: data.path)")
-    sample.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="file format")
-    sample.set_defaults(handler=_cmd_sample_data)
-
-    pre = sub.add_parser(
-        "preprocess",
-        help="validate, join, split and write TFRecords with Apache Beam",
-        description="Runs the Beam preprocessing job: parses and validates events and items "
-        "(bad records go to dead letters), builds histories, splits, writes TFRecords, "
-        "vocabularies, statistics and manifest.json under work_dir/preprocess. Unknown flags "
-        "go to Beam, e.g. --runner DataflowRunner --project P --temp_location gs://... "
-        "--setup_file ./setup.py.",
+    steps["sample-data"].add_argument(
+        "--format", choices=("jsonl", "csv", "parquet"), help="file format"
     )
-    _add_common(pre)
-    pre.set_defaults(handler=_cmd_preprocess)
-
-    embed = sub.add_parser(
-        "embed-items",
-        help="encode item text with BERT (Beam RunInference), incrementally",
-        description="Encodes every catalog item's text with the configured BERT checkpoint in a "
-        "Beam RunInference job and writes item id → embedding under work_dir/embeddings. Items "
-        "whose text is unchanged since the last run with the same encoder are not encoded "
-        "again; items without text get no vector (has_text = 0). Unknown flags go to Beam.",
-    )
-    _add_common(embed)
-    embed.set_defaults(handler=_cmd_embed_items)
-
-    fit = sub.add_parser(
-        "train",
-        help="train the TFRS retrieval + ranking model",
-        description="Trains the two-tower retrieval and DCN ranking model on the preprocess "
-        "TFRecords (and the item embeddings when model.use_text is on). Backs up every epoch "
-        "and resumes an interrupted run; stops early on the eval loss; TensorBoard logs go to "
-        "work_dir/model/tensorboard.",
-    )
-    _add_common(fit)
-    fit.set_defaults(handler=_cmd_train)
-
-    ev = sub.add_parser(
-        "evaluate",
-        help="full-catalog metrics of the trained model against baselines",
-        description="Ranks every eval event's true item over the whole catalog with the trained "
-        "model, a most-popular baseline and an item co-occurrence baseline; writes metrics.json, "
-        "report.md and plots under work_dir/evaluation.",
-    )
-    _add_common(ev)
-    ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
 

@@ -10,7 +10,7 @@ from pipeline.cli import main
 from tests.conftest import REPO_ROOT
 
 
-@pytest.mark.parametrize("step", ["sample-data", "preprocess", "embed-items"])
+@pytest.mark.parametrize("step", ["sample-data", "preprocess", "embed-items", "train", "evaluate"])
 def test_every_step_has_help(step, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([step, "--help"])
