@@ -15,10 +15,9 @@ import tensorflow as tf
 
 from models.checkpoint import Checkpoint, load_bert_weights, resolve_checkpoint
 from models.tokenizer import BertTokenizerLayer
+from pipeline.config import TEXT_POOLINGS as POOLINGS
 
-__all__ = ["POOLINGS", "TextEncoder", "build_text_encoder", "encode_texts", "export_text_encoder"]
-
-POOLINGS = ("mean", "cls")
+__all__ = ["TextEncoder", "build_text_encoder", "encode_texts", "export_text_encoder"]
 
 
 class TextEncoder(tf.keras.layers.Layer):

@@ -18,10 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from models.features import FeatureSpace
+from pipeline.config import HISTORY_POOLINGS
 
-__all__ = ["HISTORY_POOLINGS", "ItemEncoder", "QueryTower"]
-
-HISTORY_POOLINGS = ("mean", "attention")
+__all__ = ["ItemEncoder", "QueryTower"]
 
 
 def _constant_weight(layer: tf.keras.layers.Layer, name: str, value: np.ndarray) -> tf.Variable:

@@ -10,7 +10,7 @@ import math
 from typing import Any, NamedTuple
 
 from pipeline import reasons
-from pipeline.config import EventFields, ItemFields, ValidationConfig
+from pipeline.config import TEXT_FIELDS, EventFields, ItemFields, ValidationConfig
 from pipeline.reasons import RecordError
 from pipeline.timestamps import TimestampError, parse_timestamp
 
@@ -66,7 +66,7 @@ class _FieldReader:
     def required_text(self, record: dict[str, Any], key: str, is_id: bool = False) -> str:
         if key not in record:
             raise RecordError(reasons.MISSING_FIELD, f"field {key!r} is missing", key)
-        text = self._text(record[key], key, is_id)
+        text = self.text(record[key], key, is_id)
         if not text:
             raise RecordError(reasons.EMPTY_FIELD, f"field {key!r} is empty", key)
         return text
@@ -74,9 +74,9 @@ class _FieldReader:
     def optional_text(self, record: dict[str, Any], key: str | None) -> str:
         if key is None or record.get(key) is None:
             return ""
-        return self._text(record[key], key, False)
+        return self.text(record[key], key, False)
 
-    def _text(self, value: Any, key: str, is_id: bool) -> str:
+    def text(self, value: Any, key: str, is_id: bool) -> str:
         if value is None:
             return ""
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -228,9 +228,9 @@ class ItemParser:
             return ()
         value = record[key]
         if isinstance(value, list | tuple):
-            parts = [self._read._text(v, key, False) for v in value]
+            parts = [self._read.text(v, key, False) for v in value]
         else:
-            parts = self._read._text(value, key, False).split(self._delimiter)
+            parts = self._read.text(value, key, False).split(self._delimiter)
         seen: dict[str, None] = {}
         for part in parts:
             if part.strip():
@@ -240,11 +240,8 @@ class ItemParser:
     def _list_text(self, record: dict[str, Any], key: str) -> str:
         value = record.get(key)
         if isinstance(value, list | tuple):
-            return " ".join(self._read._text(v, key, False) for v in value if v is not None)
+            return " ".join(self._read.text(v, key, False) for v in value if v is not None)
         return self._read.optional_text(record, key)
-
-
-TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
 def item_text(item: Item, fields: tuple[str, ...] | list[str] = TEXT_FIELDS) -> str:

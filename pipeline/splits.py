@@ -14,7 +14,14 @@ import numpy as np
 from pipeline.history import TimelineEvent
 from pipeline.records import Event
 
-__all__ = ["SplitRule", "assign_splits", "event_key", "fraction_threshold", "quantile_cutoff"]
+__all__ = [
+    "SplitRule",
+    "assign_splits",
+    "event_key",
+    "fraction_threshold",
+    "quantile_cutoff",
+    "smallest_distinct",
+]
 
 _KEY_SPACE = 1 << 64
 

@@ -34,7 +34,7 @@ from pipeline.records import (
     dead_letter,
     item_text,
 )
-from pipeline.splits import SplitRule, assign_splits, event_key
+from pipeline.splits import SplitRule, assign_splits, event_key, smallest_distinct
 from pipeline.stats import log2_bucket, merge_stats
 from pipeline.timestamps import format_timestamp
 
@@ -542,12 +542,11 @@ class SmallestDistinctKeys(beam.CombineFn):
         return np.zeros(0, dtype=np.uint64)
 
     def add_input(self, accumulator, element):
-        return np.unique(np.concatenate([accumulator, np.asarray(element, dtype=np.uint64)]))[
-            : self._k
-        ]
+        keys = np.concatenate([accumulator, np.asarray(element, dtype=np.uint64)])
+        return smallest_distinct(keys, self._k)
 
     def merge_accumulators(self, accumulators):
-        return np.unique(np.concatenate(list(accumulators)))[: self._k]
+        return smallest_distinct(np.concatenate(list(accumulators)), self._k)
 
     def extract_output(self, accumulator):
         return [int(k) for k in accumulator]
