@@ -30,6 +30,8 @@ __all__ = [
     "ModelConfig",
     "PreprocessConfig",
     "SampleDataConfig",
+    "ServingBatching",
+    "ServingConfig",
     "SplitConfig",
     "TextConfig",
     "TrainConfig",
@@ -48,6 +50,7 @@ RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 TEXT_POOLINGS = ("mean", "cls")
 HISTORY_POOLINGS = ("mean", "attention")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+MMR_EMBEDDINGS = ("candidate", "text")
 TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
@@ -345,6 +348,70 @@ class TrainConfig:
 
 
 @dataclass
+class ServingBatching:
+    """TF Serving's server-side batching (`batching.config`): concurrent requests are merged
+    into one graph run.
+
+    Attributes:
+      max_batch_size: Most requests merged into one batch.
+      batch_timeout_micros: Longest wait for a batch to fill.
+      num_batch_threads: Batches processed at once.
+      max_enqueued_batches: Queue length before requests are refused (back-pressure).
+    """
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 1000
+    num_batch_threads: int = 2
+    max_enqueued_batches: int = 100
+
+
+@dataclass
+class ServingConfig:
+    """The exported SavedModel and its TF Serving deployment.
+
+    Attributes:
+      model_name: The model's name on the server (`/v1/models/<name>`).
+      model_base: TF Serving's model base path; versions live in `<model_base>/<model_name>/N/`.
+        `{work_dir}` is substituted.
+      num_candidates: Items retrieved from the catalog and ranked before MMR picks `k`.
+      max_k: Largest `k` a request may ask for.
+      max_history: Most history ids a request may send.
+      max_candidates: Most item ids one `mmr` or `rank` request row may send.
+      max_query_bytes: Longest free-text query, in UTF-8 bytes.
+      default_k: `k` that clients send when the caller gives none.
+      default_lambda: MMR λ that clients send when the caller gives none (1 = relevance order).
+      mmr_embedding: Item similarity used by MMR and explanations: `candidate` (the model's
+        item vectors: every item has one) or `text` (the BERT text embeddings; items without
+        text fall back to their candidate vector's direction only against each other).
+      keep_versions: Versions TF Serving keeps serving (`models.config` version policy).
+      image: The TF Serving container image in `docker-compose.yml`.
+      grpc_port: gRPC port of the server.
+      rest_port: REST port of the server.
+      batching: See `ServingBatching`.
+    """
+
+    model_name: str = "recommender"
+    model_base: str = "{work_dir}/serving/models"
+    num_candidates: int = 200
+    max_k: int = 100
+    max_history: int = 200
+    max_candidates: int = 1000
+    max_query_bytes: int = 2000
+    default_k: int = 10
+    default_lambda: float = 0.7
+    mmr_embedding: str = "candidate"
+    keep_versions: int = 3
+    image: str = "tensorflow/serving:2.19.0"
+    grpc_port: int = 8500
+    rest_port: int = 8501
+    batching: ServingBatching = field(default_factory=ServingBatching)
+
+    def base_path(self, work_dir: str) -> str:
+        """`model_base` with `{work_dir}` substituted."""
+        return self.model_base.replace("{work_dir}", work_dir)
+
+
+@dataclass
 class BeamConfig:
     """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
 
@@ -373,6 +440,7 @@ class Config:
       text: See `TextConfig`.
       model: See `ModelConfig`.
       train: See `TrainConfig`.
+      serving: See `ServingConfig`.
       beam: See `BeamConfig`.
     """
 
@@ -383,6 +451,7 @@ class Config:
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     def data_path(self) -> str:
@@ -692,6 +761,58 @@ def validate(config: Config) -> None:
         value = getattr(tr, name)
         check(value >= 0, f"train.{name}", value, "must be at least 0")
     choice("train.strategy", tr.strategy, STRATEGIES)
+
+    sv = config.serving
+    check(
+        bool(sv.model_name.strip()) and "/" not in sv.model_name,
+        "serving.model_name",
+        sv.model_name,
+        "must be a non-empty name without '/'",
+    )
+    check(bool(sv.model_base.strip()), "serving.model_base", sv.model_base, "must not be empty")
+    for name in ("num_candidates", "max_k", "max_history", "max_candidates", "max_query_bytes"):
+        value = getattr(sv, name)
+        check(value >= 1, f"serving.{name}", value, "must be at least 1")
+    check(
+        sv.max_k <= sv.num_candidates,
+        "serving.max_k",
+        sv.max_k,
+        f"must not exceed serving.num_candidates ({sv.num_candidates})",
+    )
+    check(
+        1 <= sv.default_k <= sv.max_k,
+        "serving.default_k",
+        sv.default_k,
+        f"must be in [1, serving.max_k = {sv.max_k}]",
+    )
+    check(
+        0.0 <= sv.default_lambda <= 1.0,
+        "serving.default_lambda",
+        sv.default_lambda,
+        "must be in [0, 1]",
+    )
+    choice("serving.mmr_embedding", sv.mmr_embedding, MMR_EMBEDDINGS)
+    check(sv.keep_versions >= 1, "serving.keep_versions", sv.keep_versions, "must be at least 1")
+    check(bool(sv.image.strip()), "serving.image", sv.image, "must not be empty")
+    for name in ("grpc_port", "rest_port"):
+        value = getattr(sv, name)
+        check(1 <= value <= 65535, f"serving.{name}", value, "must be a port in [1, 65535]")
+    check(
+        sv.grpc_port != sv.rest_port,
+        "serving.rest_port",
+        sv.rest_port,
+        "must differ from grpc_port",
+    )
+    bt = sv.batching
+    for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches"):
+        value = getattr(bt, name)
+        check(value >= 1, f"serving.batching.{name}", value, "must be at least 1")
+    check(
+        bt.batch_timeout_micros >= 0,
+        "serving.batching.batch_timeout_micros",
+        bt.batch_timeout_micros,
+        "must be at least 0",
+    )
 
     b = config.beam
     check(
