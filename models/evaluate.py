@@ -21,11 +21,9 @@ import tensorflow as tf
 
 from models import metrics as m
 from models.features import FeatureSpace
-from models.train import STEP as MODEL_STEP
-from models.train import build_model, load_feature_space
+from models.train import load_feature_space, load_trained_model
 from pipeline import schema
 from pipeline.config import Config
-from pipeline.errors import DataError
 from pipeline.manifest import code_version, write_json_atomic, write_text_atomic
 from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
@@ -179,15 +177,8 @@ def evaluate(config: Config) -> dict[str, Any]:
     """Evaluates the trained model and the baselines; writes metrics, report and plots."""
     started = time.time()
     space = load_feature_space(config)
-    weights = os.path.join(config.step_dir(MODEL_STEP), "trained", "weights")
-    if not tf.train.latest_checkpoint(os.path.dirname(weights)):
-        raise DataError(f"no trained model in {os.path.dirname(weights)!r}; run `recsys train`")
-    model = build_model(config, space)
+    model = load_trained_model(config, space)
     eval_set, dataset = _read_eval(config, space)
-    model.query_vector(next(iter(dataset)))  # create the variables before loading
-    model.candidate_vector(tf.constant(space.catalog_ids[:1]))
-    model.rank(tf.zeros([1, config.model.embedding_dim]), tf.zeros([1, config.model.embedding_dim]))
-    model.load_weights(weights).expect_partial()
     say(f"evaluate: {len(eval_set.truth):,} eval events over {len(space.catalog_ids):,} items")
     ranking, predictions = rank_with_model(model, space, dataset, eval_set.truth)
     results = summarize(ranking, eval_set, space)

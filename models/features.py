@@ -52,6 +52,8 @@ class FeatureSpace:
       has_text: `[catalog]` float32, 1 where the item has a text embedding.
       train_counts: `[catalog]` train events per catalog item.
       num_oov_buckets: Out-of-vocabulary buckets for unknown ids.
+      implicit_labels: Every train label is the same value (clicks, views: implicit feedback),
+        so the ranking head needs negatives to learn anything.
     """
 
     user_ids: list[str]
@@ -63,6 +65,7 @@ class FeatureSpace:
     has_text: np.ndarray
     train_counts: np.ndarray
     num_oov_buckets: int = 1
+    implicit_labels: bool = False
 
     @property
     def text_dim(self) -> int:
@@ -118,7 +121,16 @@ class FeatureSpace:
             has_text=has_text,
             train_counts=item_train,
             num_oov_buckets=num_oov_buckets,
+            implicit_labels=_labels_are_constant(preprocess_dir),
         )
+
+
+def _labels_are_constant(preprocess_dir: str) -> bool:
+    import json
+
+    with open(schema.output_pattern(preprocess_dir, "stats"), encoding="utf-8") as f:
+        events = json.load(f)["events"]
+    return events.get("label_min") == events.get("label_max")
 
 
 def _read_embeddings(embeddings_dir: str, items: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,16 @@ not a negative). No top-k metrics during training: full-catalog metrics belong t
 
 Ranking: a DCN-v2 head (`tfrs.layers.dcn.Cross`) over the query and candidate vectors and their
 product, then dense layers, regressing the label (rating, or 1.0 for implicit feedback) with
-sample weights.
+sample weights. Implicit feedback has only positives, so there each positive is joined by
+in-batch negatives (the candidates of other rows, label 0): the head then scores how likely an
+interaction is, which is what the serving graph's ranking stage needs.
 
 The loss weights in `ModelConfig` select retrieval-only, ranking-only or joint training.
+
+Free-text queries: the logs carry no typed queries, so during training a share
+(`model.query_text_rate`) of examples get the target item's own text embedding as their query,
+which teaches the query tower what a query in the BERT space means; at serving time the query
+string goes through the same text encoder.
 """
 
 from __future__ import annotations
@@ -65,6 +72,10 @@ class Recommender(tfrs.Model):
         self.ranking = tfrs.tasks.Ranking(
             loss=tf.keras.losses.MeanSquaredError(),
             metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
+        negatives = config.ranking_negatives
+        self.ranking_negatives = (
+            (1 if space.implicit_labels else 0) if negatives is None else negatives
         )
         self.probability_table = tf.Variable(
             self._probability_value, trainable=False, name="candidate_probability"
@@ -123,10 +134,22 @@ class Recommender(tfrs.Model):
             compute_batch_metrics=False,
         )
 
+    def with_query_text(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Training features where a random `query_text_rate` share of rows carry the target
+        item's text embedding as a free-text query (rows whose item has no text stay empty)."""
+        items = self.items
+        rows = items.catalog_rows(features["item_id"])
+        text = tf.gather(items.text_table, rows)
+        keep = tf.random.uniform(tf.shape(rows)) < self.config.query_text_rate
+        keep = tf.cast(keep, text.dtype) * tf.gather(items.has_text_table, rows)
+        return {**features, "query_text_embedding": text * keep[:, tf.newaxis]}
+
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         c = self.config
-        query = self.query_vector(features)
         candidate = self.candidate_vector(features["item_id"])
+        if training and c.query_text_rate > 0 and self.items.use_text:
+            features = self.with_query_text(features)
+        query = self.query_vector(features)
         weight = features.get("weight")
         loss = tf.constant(0.0)
         if c.retrieval_weight:
@@ -137,9 +160,34 @@ class Recommender(tfrs.Model):
                 weight,
             )
         if c.ranking_weight:
+            labels, predictions, weights = self.ranking_examples(
+                query, candidate, features["item_id"], features["label"], weight
+            )
             loss += c.ranking_weight * self.ranking(
-                labels=features["label"][:, tf.newaxis],
-                predictions=self.rank(query, candidate)[:, tf.newaxis],
-                sample_weight=weight,
+                labels=labels[:, tf.newaxis],
+                predictions=predictions[:, tf.newaxis],
+                sample_weight=weights,
             )
         return loss
+
+    def ranking_examples(
+        self,
+        query: tf.Tensor,
+        candidate: tf.Tensor,
+        item_ids: tf.Tensor,
+        labels: tf.Tensor,
+        weight: tf.Tensor | None,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+        """The positives plus `ranking_negatives` in-batch negatives per row (the candidate of
+        the row `s` places further on, label 0; weight 0 where that is the same item)."""
+        predictions = [self.rank(query, candidate)]
+        all_labels = [labels]
+        weights = [tf.ones_like(labels) if weight is None else weight]
+        for shift in range(1, self.ranking_negatives + 1):
+            predictions.append(self.rank(query, tf.roll(candidate, shift, axis=0)))
+            all_labels.append(tf.zeros_like(labels))
+            distinct = tf.cast(tf.roll(item_ids, shift, axis=0) != item_ids, labels.dtype)
+            weights.append(weights[0] * distinct)
+        if len(predictions) == 1:
+            return labels, predictions[0], weight
+        return tf.concat(all_labels, 0), tf.concat(predictions, 0), tf.concat(weights, 0)

@@ -6,8 +6,11 @@ that have text). An item never seen in training therefore still gets a meaningfu
 its text and categories.
 
 Query representation = user id embedding (OOV for unknown users) + the pooled history (mean, or
-attention with the user as the query) + the most recent item + time-of-day and day-of-week
-features, through a dense layer.
+attention with the user as the query) + the most recent item + an optional free-text query +
+time-of-day and day-of-week features, through a dense layer. The free-text query arrives as a
+text-encoder embedding (the same BERT space as item text) and goes through the item encoder's
+text projection, so a typed query and an item description land in the same place; an all-zero
+embedding means "no query".
 """
 
 from __future__ import annotations
@@ -121,7 +124,8 @@ class QueryTower(tf.keras.layers.Layer):
     """Query features → query vectors `[batch, dim]`.
 
     Inputs: a dict with `user_id` (string `[batch]`), `history_item_ids` (ragged string
-    `[batch, None]`) and `timestamp` (int64 `[batch]`).
+    `[batch, None]`), `timestamp` (int64 `[batch]`) and, optionally, `query_text_embedding`
+    (float32 `[batch, text_dim]`, zero rows for requests without a query; absent = no queries).
 
     Args:
       space: Vocabularies.
@@ -179,11 +183,18 @@ class QueryTower(tf.keras.layers.Layer):
         """`[batch, dim]` vector of the most recent history item (zeros for an empty history):
         the strongest signal of a session's current intent."""
         lengths = history.row_lengths()
-        last = tf.gather(
-            history.to_tensor(default_value=""), tf.maximum(lengths - 1, 0), batch_dims=1
-        )
+        # One "" column more, so a batch where every history is empty still has a column.
+        dense = tf.pad(history.to_tensor(default_value=""), [[0, 0], [0, 1]], constant_values="")
+        last = tf.gather(dense, tf.maximum(lengths - 1, 0), batch_dims=1)
         present = tf.cast(lengths > 0, tf.float32)[:, tf.newaxis]
         return self.items(last) * present
+
+    def query_text(self, embedding: tf.Tensor | None, user: tf.Tensor) -> tf.Tensor:
+        """`[batch, dim]` projection of the free-text query embedding; zeros without a query."""
+        if embedding is None:
+            return tf.zeros_like(user)
+        present = tf.cast(tf.reduce_any(embedding != 0.0, axis=-1), user.dtype)[:, tf.newaxis]
+        return self.items.text_projection(embedding) * present
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         user = self.user_embedding(self.user_lookup(features["user_id"]))
@@ -191,6 +202,8 @@ class QueryTower(tf.keras.layers.Layer):
         if not isinstance(history, tf.RaggedTensor):
             history = tf.RaggedTensor.from_tensor(history, padding="")
         parts = [user, self.pool_history(user, history), self.last_item(history)]
+        if self.items.use_text:
+            parts.append(self.query_text(features.get("query_text_embedding"), user))
         if self.use_time:
             parts.append(self.time_projection(time_features(features["timestamp"])))
         return self.output_layer(tf.concat(parts, axis=-1))

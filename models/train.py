@@ -27,7 +27,13 @@ from pipeline.progress import say
 from pipeline.reader import make_dataset
 from pipeline.timestamps import format_timestamp
 
-__all__ = ["build_model", "distribution_strategy", "load_feature_space", "train"]
+__all__ = [
+    "build_model",
+    "distribution_strategy",
+    "load_feature_space",
+    "load_trained_model",
+    "train",
+]
 
 STEP = "model"
 
@@ -58,6 +64,30 @@ def load_feature_space(config: Config) -> FeatureSpace:
 def build_model(config: Config, space: FeatureSpace) -> Recommender:
     model = Recommender(space, config.model)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate))
+    return model
+
+
+def load_trained_model(config: Config, space: FeatureSpace) -> Recommender:
+    """The model with the weights `recsys train` published.
+
+    Raises:
+      DataError: when there is no trained model.
+    """
+    weights = os.path.join(config.step_dir(STEP), "trained", "weights")
+    if not tf.train.latest_checkpoint(os.path.dirname(weights)):
+        raise DataError(f"no trained model in {os.path.dirname(weights)!r}; run `recsys train`")
+    model = build_model(config, space)
+    dim = config.model.embedding_dim
+    model.query_vector(  # create the variables before loading
+        {
+            "user_id": tf.constant([""]),
+            "history_item_ids": tf.ragged.constant([[""]]),
+            "timestamp": tf.constant([0], tf.int64),
+        }
+    )
+    model.candidate_vector(tf.constant([""]))
+    model.rank(tf.zeros([1, dim]), tf.zeros([1, dim]))
+    model.load_weights(weights).expect_partial()
     return model
 
 

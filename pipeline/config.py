@@ -298,11 +298,16 @@ class ModelConfig:
       history_pooling: `mean` or `attention` over the user's recent items.
       use_text: Add the projected BERT text embedding to item vectors.
       use_time: Add time-of-day and day-of-week features to the query.
+      query_text_rate: Share of training examples that get their target item's text embedding
+        as a stand-in free-text query, so the query tower learns to use a typed query (needs
+        `use_text`); 0 trains without queries.
       temperature: Softmax temperature of the retrieval loss (scores are divided by it).
       logq_correction: Subtract log(item popularity) from in-batch scores (sampling bias).
       remove_accidental_hits: Do not count a batch's other rows with the same item as negatives.
       retrieval_weight: Weight of the retrieval loss; 0 trains ranking only.
       ranking_weight: Weight of the ranking loss; 0 trains retrieval only.
+      ranking_negatives: In-batch negatives (label 0) per positive for the ranking loss; `null`
+        (default) picks 1 for implicit feedback (every label equal) and 0 for ratings.
       cross_layers: DCN-v2 cross layers of the ranking head.
       deep_layers: Dense layer sizes after the cross layers.
     """
@@ -311,11 +316,13 @@ class ModelConfig:
     history_pooling: str = "mean"
     use_text: bool = True
     use_time: bool = True
+    query_text_rate: float = 0.1
     temperature: float = 0.1
     logq_correction: bool = True
     remove_accidental_hits: bool = True
     retrieval_weight: float = 1.0
     ranking_weight: float = 1.0
+    ranking_negatives: int | None = None
     cross_layers: int = 2
     deep_layers: list[int] = field(default_factory=lambda: [64, 32])
 
@@ -735,6 +742,12 @@ def validate(config: Config) -> None:
     check(m.embedding_dim >= 1, "model.embedding_dim", m.embedding_dim, "must be at least 1")
     choice("model.history_pooling", m.history_pooling, HISTORY_POOLINGS)
     check(m.temperature > 0, "model.temperature", m.temperature, "must be positive")
+    check(
+        0.0 <= m.query_text_rate < 1.0,
+        "model.query_text_rate",
+        m.query_text_rate,
+        "must be in [0, 1)",
+    )
     for name in ("retrieval_weight", "ranking_weight"):
         value = getattr(m, name)
         check(value >= 0, f"model.{name}", value, "must not be negative")
@@ -744,6 +757,13 @@ def validate(config: Config) -> None:
         m.retrieval_weight,
         "and model.ranking_weight must not both be 0",
     )
+    if m.ranking_negatives is not None:
+        check(
+            m.ranking_negatives >= 0,
+            "model.ranking_negatives",
+            m.ranking_negatives,
+            "must be at least 0",
+        )
     check(m.cross_layers >= 0, "model.cross_layers", m.cross_layers, "must be at least 0")
     check(
         all(n >= 1 for n in m.deep_layers),

@@ -17,6 +17,7 @@ __all__ = [
     "fingerprint_files",
     "publish_dir",
     "read_json",
+    "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -34,7 +35,7 @@ def code_version() -> str:
         return "unknown"
 
 
-def write_text_atomic(path: str, text: str) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
     """Writes a file so a reader sees the old content or the new, never a partial file.
 
     Local paths are written to a temporary file in the same folder and renamed; object stores
@@ -42,14 +43,14 @@ def write_text_atomic(path: str, text: str) -> None:
     """
     if "://" in path:
         with FileSystems.create(path) as f:
-            f.write(text.encode("utf-8"))
+            f.write(data)
         return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,6 +58,11 @@ def write_text_atomic(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """`write_bytes_atomic` for UTF-8 text."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def publish_dir(staging: str, final: str) -> None:

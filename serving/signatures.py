@@ -87,10 +87,11 @@ SIGNATURES: dict[str, Signature] = {
     )
 }
 
-# What a client sends for an input the caller left out. `timestamp` 0 means "now" (the
+# What a client sends for an input the caller left out. An empty history is [""]: TF Serving's
+# batching cannot pad a zero-width tensor. `timestamp` 0 means "now" (the
 # server's clock); `k` and `mmr_lambda` defaults come from the export's serving config.
 DEFAULTS: dict[str, object] = {
-    "history_item_ids": [],
+    "history_item_ids": [""],
     "query": "",
     "timestamp": 0,
     "k": 10,

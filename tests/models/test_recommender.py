@@ -99,3 +99,59 @@ def test_training_lowers_the_loss_for_each_task_mix(retrieval, ranking):
     model.fit(dataset, epochs=2, verbose=0)
     assert float(model.compute_loss(_batch())) < first
     assert history.history["loss"]
+
+
+def test_training_with_query_text_teaches_the_tower_to_follow_a_typed_query():
+    """One user with one history buys four items whose texts are one-hot: only the stand-in
+    queries tell the targets apart. After training, a query carrying an item's text puts that
+    item first."""
+    tf.keras.utils.set_random_seed(3)
+    space = _space()
+    model = Recommender(space, ModelConfig(embedding_dim=8, query_text_rate=0.5, ranking_weight=0))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    batch = {
+        **_batch(),
+        "user_id": tf.constant(["u1"] * 4),
+        "history_item_ids": tf.ragged.constant([["rare"]] * 4),
+        "timestamp": tf.zeros([4], tf.int64),
+    }
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(300), epochs=1, verbose=0)
+    features = {
+        "user_id": tf.constant(["u1"] * 4),
+        "history_item_ids": tf.ragged.constant([["rare"]] * 4),
+        "timestamp": tf.zeros([4], tf.int64),
+        "query_text_embedding": tf.constant(space.text_embeddings),
+    }
+    scores = tf.matmul(
+        model.query_embedding(features),
+        model.candidate_embedding(tf.constant(space.catalog_ids)),
+        transpose_b=True,
+    ).numpy()
+    assert scores.argmax(axis=1).tolist() == [0, 1, 2, 3]
+
+
+def test_implicit_feedback_ranking_gets_in_batch_negatives():
+    space = _space()
+    space.implicit_labels = True
+    model = Recommender(space, ModelConfig(embedding_dim=8))
+    assert model.ranking_negatives == 1
+    batch = _batch()
+    query = model.query_vector(batch)
+    items = tf.constant(["pop", "rare", "pop", "cold"])
+    candidate = model.candidate_vector(items)
+    labels, predictions, weights = model.ranking_examples(
+        query, candidate, items, tf.ones([4]), tf.constant([1.0, 2.0, 1.0, 1.0])
+    )
+    assert labels.numpy().tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    # Row i's negative is row i-1's item; row 2's would be "rare" ≠ "pop"; row 0's is "cold".
+    assert weights.numpy().tolist() == [1, 2, 1, 1, 1, 2, 1, 1]
+    np.testing.assert_allclose(
+        predictions.numpy()[4:], model.rank(query, tf.roll(candidate, 1, axis=0)).numpy(), atol=1e-6
+    )
+    same = tf.constant(["pop", "pop", "rare", "rare"])
+    _, _, weights = model.ranking_examples(
+        query, model.candidate_vector(same), same, tf.ones([4]), None
+    )
+    assert weights.numpy().tolist() == [1, 1, 1, 1, 1, 0, 1, 0]
+    explicit = Recommender(_space(), ModelConfig(embedding_dim=8))
+    assert explicit.ranking_negatives == 0

@@ -86,3 +86,32 @@ def test_time_features_by_hand():
         np.cos(2 * np.pi * week),
     ]
     np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_free_text_query_moves_the_query_only_when_present():
+    space = _space()
+    tower = QueryTower(space, ItemEncoder(space, dim=8), dim=8)
+    features = {
+        "user_id": tf.constant(["u1", "u1"]),
+        "history_item_ids": tf.ragged.constant([["a"], ["a"]]),
+        "timestamp": tf.constant([0, 0], tf.int64),
+    }
+    without = tower(features).numpy()
+    query = np.zeros((2, space.text_dim), np.float32)
+    query[1] = space.text_embeddings[2]
+    with_query = tower({**features, "query_text_embedding": tf.constant(query)}).numpy()
+    np.testing.assert_allclose(with_query[0], without[0], atol=1e-6)  # zero row = no query
+    assert not np.allclose(with_query[1], without[1])
+
+
+def test_a_batch_of_empty_histories_works():
+    space = _space()
+    tower = QueryTower(space, ItemEncoder(space, dim=8), dim=8)
+    out = tower(
+        {
+            "user_id": tf.constant(["u1", "new"]),
+            "history_item_ids": tf.ragged.constant([[], []], dtype=tf.string),
+            "timestamp": tf.constant([0, 0], tf.int64),
+        }
+    )
+    assert out.shape == (2, 8) and np.isfinite(out.numpy()).all()

@@ -1,0 +1,180 @@
+"""`recsys export`: the trained model as a TF Serving version, written atomically.
+
+The version is built in a hidden sibling folder (`<model_base>/<name>/.tmp-…`; TF Serving only
+picks up integer-named folders), gets its warmup requests, is loaded back and every warmup
+request is replayed against it, and only then renamed to `<model_base>/<name>/<version>/`. A
+crash at any point before the rename leaves no visible version. The deployment files
+(`models.config`, `batching.config`, `monitoring.config`, `docker-compose.yml`) are (re)written
+in `<model_base>`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from models.features import FeatureSpace
+from models.train import load_feature_space, load_trained_model
+from pipeline.config import Config
+from pipeline.errors import DataError
+from pipeline.manifest import code_version, read_json, write_json_atomic
+from pipeline.progress import say
+from pipeline.timestamps import format_timestamp
+from serving.deploy import write_deployment
+from serving.module import RecommenderServing
+from serving.warmup import replay_warmup, warmup_requests, write_warmup
+
+__all__ = ["MANIFEST", "export", "latest_version", "version_dirs", "warmup_examples"]
+
+MANIFEST = "manifest.json"  # in the version folder, beside saved_model.pb (TF Serving ignores it)
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+def version_dirs(model_dir: str) -> dict[int, str]:
+    """The versions TF Serving would see in `<model_base>/<name>`: integer-named folders."""
+    if not os.path.isdir(model_dir):
+        return {}
+    return {
+        int(name): os.path.join(model_dir, name)
+        for name in os.listdir(model_dir)
+        if _VERSION.match(name) and os.path.isdir(os.path.join(model_dir, name))
+    }
+
+
+def latest_version(model_dir: str) -> str | None:
+    """The folder of the newest version, or None."""
+    versions = version_dirs(model_dir)
+    return versions[max(versions)] if versions else None
+
+
+def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, Any]]:
+    """A request per signature from the catalog itself: a known and an unknown user, a
+    history, an empty one, a query and none, so every branch of the graph runs once."""
+    items = space.catalog_ids
+    k = min(config.serving.default_k, config.serving.max_k, max(len(items) - 1, 1))
+    user = space.user_ids[0] if space.user_ids else "user"
+    history = [items[: min(3, len(items))], [""] * min(3, len(items))]
+    query_rows = {
+        "user_id": [user, "unknown-user"],
+        "history_item_ids": history,
+        "query": ["", "something to read on holiday"],
+        "timestamp": [0, 1_700_000_000],
+    }
+    candidates = items[: max(k, min(len(items), 20))]
+    return {
+        "serving_default": {
+            **query_rows,
+            "k": [k, 1],
+            "mmr_lambda": [config.serving.default_lambda, 1.0],
+            "exclude_seen": [True, False],
+        },
+        "retrieve": {**query_rows, "k": [k, k], "exclude_seen": [True, False]},
+        "rank": {**query_rows, "item_ids": [candidates, candidates]},
+        "mmr": {
+            "item_ids": [candidates],
+            "relevance": [np.linspace(1.0, 0.0, len(candidates)).tolist()],
+            "k": [k],
+            "mmr_lambda": [config.serving.default_lambda],
+        },
+        "similar_items": {"item_ids": [items[0]], "k": [k]},
+    }
+
+
+def _text_encoder(config: Config, space: FeatureSpace):
+    if not (config.model.use_text and space.text_dim):
+        return None
+    from models.text_encoder import build_text_encoder
+
+    t = config.text
+    encoder = build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
+    if encoder.dimension != space.text_dim:
+        raise DataError(
+            f"text.checkpoint {t.checkpoint!r} gives {encoder.dimension}-d embeddings but the "
+            f"item embeddings are {space.text_dim}-d; run `recsys embed-items` again"
+        )
+    return encoder
+
+
+def _check_trained_on(config: Config, space: FeatureSpace) -> dict[str, Any]:
+    manifest = read_json(os.path.join(config.step_dir("model"), "trained", "manifest.json"))
+    trained = manifest.get("feature_space", {})
+    if trained.get("catalog_items") != len(space.catalog_ids):
+        raise DataError(
+            f"the catalog has {len(space.catalog_ids):,} items but the model was trained on "
+            f"{trained.get('catalog_items')!r}; run `recsys train` again after "
+            "`recsys preprocess`"
+        )
+    return manifest
+
+
+def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
+    """Exports the next version and returns its manifest.
+
+    Args:
+      config: The configuration.
+      fail_before_publish: Test hook called with the staging folder just before the rename.
+    """
+    started = time.time()
+    s = config.serving
+    space = load_feature_space(config)
+    trained = _check_trained_on(config, space)
+    model = load_trained_model(config, space)
+    say("export: loading the text encoder for free-text queries")
+    encoder = _text_encoder(config, space)
+    module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, encoder, s)
+    base = s.base_path(config.work_dir)
+    model_dir = os.path.join(base, s.model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    versions = version_dirs(model_dir)
+    version = max(versions, default=0) + 1
+    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    final = os.path.join(model_dir, str(version))
+    say(
+        f"export: version {version} of {s.model_name!r}, {len(space.catalog_ids):,} items → {final}"
+    )
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        examples = warmup_examples(space, config)
+        write_warmup(staging, warmup_requests(s.model_name, examples))
+        say("export: replaying the warmup requests against the saved model")
+        replay_warmup(staging)
+        manifest = {
+            "step": "export",
+            "version": version,
+            "model_name": s.model_name,
+            "code_version": code_version(),
+            "created_at": format_timestamp(int(time.time())),
+            "catalog_items": len(space.catalog_ids),
+            "text_queries": encoder is not None,
+            "serving": {k: v for k, v in vars(s).items() if k not in ("batching",)},
+            "trained": {k: trained.get(k) for k in ("created_at", "epochs_run", "best_val_loss")},
+            "metrics": _evaluation_metrics(config),
+            "timings": {"seconds": round(time.time() - started, 2)},
+        }
+        write_json_atomic(os.path.join(staging, MANIFEST), manifest)
+        if fail_before_publish is not None:
+            fail_before_publish(staging)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    write_deployment(base, s)
+    say(f"export: done in {time.time() - started:.0f} s")
+    return manifest
+
+
+def _evaluation_metrics(config: Config) -> dict[str, Any] | None:
+    """The evaluation's flat metrics, carried along for the validation gate (None when the
+    model was not evaluated)."""
+    path = os.path.join(config.step_dir("evaluation"), "metrics.json")
+    if not os.path.exists(path):
+        return None
+    metrics = read_json(path)
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,0 +1,371 @@
+"""The serving module: the trained towers, the catalog index and MMR in one `tf.Module`.
+
+Every signature in `serving/signatures.py` is a `tf.function` here. The catalog index is the
+candidate embedding of every catalog item (cold items included, through their text and
+categories), computed once at export and stored as a variable; retrieval is an exact
+brute-force matmul + top-k inside the graph, which the stock TF Serving binary runs.
+
+recommend (`serving_default`) = query tower → top `num_candidates` of the catalog (the request's
+history excluded when asked) → the ranking head scores them → MMR picks `k` → for each pick,
+the history item most similar to it (the explanation).
+
+TF Serving's server-side batching pads a shorter row of a 2-D string input with the first
+element of that request's tensor (not ""), so every id list is read as "first occurrence of each
+id, "" ignored": padding then changes nothing. The one cost: a history that returns to an item
+counts it once, at its first position.
+
+Requests are checked in the graph: a bad `k`, `mmr_lambda`, history or query length fails with
+INVALID_ARGUMENT and a message that names the argument. Unknown user and item ids go through
+the model's out-of-vocabulary rows; an empty history ("" pads) and an empty query are normal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from models.recommender import Recommender
+from models.text_encoder import TextEncoder
+from pipeline.config import ServingConfig
+from serving.mmr import mmr_select
+from serving.signatures import input_specs
+
+__all__ = ["RecommenderServing"]
+
+_NEG = -1e9
+
+
+def _check_range(value: tf.Tensor, low, high, name: str) -> tf.Operation:
+    """Fails the request unless every `low ≤ value ≤ high`."""
+    low = tf.cast(low, value.dtype)
+    high = tf.cast(high, value.dtype)
+    ok = tf.reduce_all((value >= low) & (value <= high))
+    return tf.debugging.Assert(
+        ok,
+        [f"{name} must be in [", low, ", ", high, "]; got ", value],
+        summarize=10,
+        name="check_" + name.replace(" ", "_"),
+    )
+
+
+def _check_batch(name: str, tensor: tf.Tensor, batch: tf.Tensor) -> tf.Operation:
+    return tf.debugging.Assert(
+        tf.equal(tf.shape(tensor)[0], batch),
+        [f"{name} must have one row per request (", batch, " rows); got ", tf.shape(tensor)[0]],
+        name=f"{name}_rows",
+    )
+
+
+def first_occurrences(ids: tf.Tensor) -> tf.Tensor:
+    """`[batch, n]` bool: True where an id is not "" and did not appear earlier in its row."""
+    hashes = tf.strings.to_hash_bucket_fast(ids, 2**62)
+    n = tf.shape(ids)[1]
+    earlier = tf.range(n)[tf.newaxis, :] < tf.range(n)[:, tf.newaxis]  # [i, j]: j before i
+    same = tf.equal(hashes[:, :, tf.newaxis], hashes[:, tf.newaxis, :])  # [b, i, j]
+    repeated = tf.reduce_any(same & earlier[tf.newaxis], axis=-1)
+    return (ids != "") & ~repeated
+
+
+class RecommenderServing(tf.Module):
+    """The exported model.
+
+    Args:
+      model: The trained recommender (weights loaded).
+      catalog_ids: Every catalog item, in the model's catalog order.
+      text_embeddings: `[catalog, text_dim]` text embeddings (zero rows without text), used by
+        MMR when `config.mmr_embedding` is `text`.
+      text_encoder: The BERT encoder for free-text queries (None: queries are ignored).
+      config: Serving limits and defaults.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        catalog_ids: list[str],
+        text_embeddings: np.ndarray | None,
+        text_encoder: TextEncoder | None,
+        config: ServingConfig,
+    ):
+        super().__init__()
+        self.model = model
+        self.text_encoder = text_encoder
+        self.config = config
+        self.catalog_size = len(catalog_ids)
+        self.num_candidates = min(config.num_candidates, self.catalog_size)
+        self.catalog_ids = tf.Variable(catalog_ids, dtype=tf.string, trainable=False, name="ids")
+        vectors = _batched(model.candidate_vector, catalog_ids)
+        self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
+        normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        self.index = tf.Variable(normalized, trainable=False, name="index")
+        similarity = normalized
+        if config.mmr_embedding == "text" and text_embeddings is not None:
+            norms = np.linalg.norm(text_embeddings, axis=1, keepdims=True)
+            similarity = np.where(norms > 0, text_embeddings / np.maximum(norms, 1e-12), 0.0)
+        # Row 0 is for ids outside the catalog and padding: similar to nothing.
+        similarity = np.concatenate([np.zeros((1, similarity.shape[1])), similarity])
+        self.similarity = tf.Variable(
+            similarity.astype(np.float32), trainable=False, name="similarity"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Building blocks.
+
+    def _rows(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Catalog row + 1 of each id (0 for "" and ids outside the catalog)."""
+        return tf.cast(self.model.items.catalog_rows(item_ids), tf.int32)
+
+    def _query_features(self, user_id, history_item_ids, query, timestamp):
+        c = self.config
+        batch = tf.shape(user_id)[0]
+        checks = [
+            _check_batch("history_item_ids", history_item_ids, batch),
+            _check_batch("query", query, batch),
+            _check_batch("timestamp", timestamp, batch),
+            _check_range(tf.shape(history_item_ids)[1], 0, c.max_history, "history length"),
+            _check_range(tf.strings.length(query), 0, c.max_query_bytes, "query length"),
+        ]
+        with tf.control_dependencies(checks):
+            now = tf.cast(tf.timestamp(), tf.int64)
+            timestamp = tf.where(timestamp == 0, now, timestamp)
+            features = {
+                "user_id": tf.identity(user_id),
+                "history_item_ids": tf.ragged.boolean_mask(
+                    history_item_ids, first_occurrences(history_item_ids)
+                ),
+                "timestamp": timestamp,
+            }
+            if self.text_encoder is not None:
+                features["query_text_embedding"] = self._encode_queries(query)
+        return features
+
+    def _encode_queries(self, query: tf.Tensor) -> tf.Tensor:
+        """BERT embeddings of the queries; zero rows for empty ones (BERT skipped when every
+        query of the batch is empty)."""
+        present = tf.strings.length(tf.strings.strip(query)) > 0
+        dim = self.text_encoder.dimension
+
+        def encode():
+            vectors = self.text_encoder(query, training=False)
+            return vectors * tf.cast(present, vectors.dtype)[:, tf.newaxis]
+
+        return tf.cond(tf.reduce_any(present), encode, lambda: tf.zeros([tf.shape(query)[0], dim]))
+
+    def _retrieve(self, query_vector, history_item_ids, exclude_seen, count):
+        """Top `count` catalog rows (0-based) and cosines for each request."""
+        scores = tf.matmul(
+            tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
+        )
+        rows = self._rows(history_item_ids) - 1  # -1: not in the catalog
+        seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
+        batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
+        positions = tf.stack([tf.boolean_mask(batch_index, seen), tf.boolean_mask(rows, seen)], 1)
+        scores = tf.tensor_scatter_nd_update(
+            scores, positions, tf.fill([tf.shape(positions)[0]], _NEG)
+        )
+        return tf.math.top_k(scores, k=count)
+
+    def _rank_vectors(self, query_vector, candidate_vectors):
+        """Ranking scores `[batch, n]` for query vectors `[batch, dim]` and candidates
+        `[batch, n, dim]`."""
+        n = tf.shape(candidate_vectors)[1]
+        dim = tf.shape(query_vector)[-1]
+        queries = tf.repeat(query_vector, n, axis=0)
+        scores = self.model.rank(queries, tf.reshape(candidate_vectors, [-1, dim]))
+        return tf.reshape(scores, [-1, n])
+
+    def _relevance(self, query_vector, rows, retrieval_scores):
+        """The relevance MMR trades off: the ranking head's score, or the retrieval cosine for
+        a model trained without the ranking task."""
+        if not self.model.config.ranking_weight:
+            return retrieval_scores
+        return self._rank_vectors(query_vector, tf.gather(self.candidate_vectors, rows))
+
+    def _explain(self, picked_rows, history_item_ids):
+        """For each picked item, the most similar history item and the cosine ("" and 0 when
+        the history is empty)."""
+        picked = tf.gather(self.similarity, picked_rows + 1)
+        history_rows = self._rows(history_item_ids)
+        history = tf.gather(self.similarity, history_rows)
+        sims = tf.einsum("bkd,bld->bkl", picked, history)
+        valid = first_occurrences(history_item_ids)
+        sims = tf.where(valid[:, tf.newaxis, :], sims, _NEG)
+        best = tf.argmax(sims, axis=-1, output_type=tf.int32)
+        best_score = tf.reduce_max(sims, axis=-1)
+        has_history = tf.reduce_any(valid, axis=-1)[:, tf.newaxis]
+        ids = tf.gather(history_item_ids, best, batch_dims=1)
+        empty = tf.broadcast_to(has_history, tf.shape(best)) & (picked_rows >= 0)
+        return tf.where(empty, ids, ""), tf.where(empty, best_score, 0.0)
+
+    def _mmr(self, rows, relevance, valid, k, mmr_lambda):
+        """MMR over candidate catalog rows (-1 = padding) → picked rows (-1 pads), MMR scores
+        and the picks' relevance."""
+        embeddings = tf.gather(self.similarity, rows + 1)
+        positions, scores = mmr_select(
+            embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
+        )
+        picked = positions >= 0
+        safe = tf.maximum(positions, 0)
+        picked_rows = tf.where(picked, tf.gather(rows, safe, batch_dims=1), -1)
+        picked_relevance = tf.where(picked, tf.gather(relevance, safe, batch_dims=1), 0.0)
+        return picked_rows, tf.where(picked, scores, 0.0), picked_relevance
+
+    def _ids(self, rows: tf.Tensor) -> tf.Tensor:
+        """Item ids of catalog rows (0-based; -1 gives "")."""
+        return tf.where(rows >= 0, tf.gather(self.catalog_ids, tf.maximum(rows, 0)), "")
+
+    # ----------------------------------------------------------------------------------------
+    # Signatures.
+
+    @tf.function(input_signature=input_specs("serving_default"))
+    def recommend(self, user_id, history_item_ids, query, timestamp, k, mmr_lambda, exclude_seen):
+        c = self.config
+        batch = tf.shape(user_id)[0]
+        limit = min(c.max_k, self.num_candidates)
+        checks = [
+            _check_batch("k", k, batch),
+            _check_batch("mmr_lambda", mmr_lambda, batch),
+            _check_batch("exclude_seen", exclude_seen, batch),
+            _check_range(k, 1, limit, "k"),
+            _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
+        ]
+        with tf.control_dependencies(checks):
+            features = self._query_features(user_id, history_item_ids, query, timestamp)
+        query_vector = self.model.query_vector(features)
+        retrieved = self._retrieve(
+            query_vector, history_item_ids, exclude_seen, self.num_candidates
+        )
+        rows = retrieved.indices
+        relevance = self._relevance(query_vector, rows, retrieved.values)
+        valid = retrieved.values > _NEG / 2  # excluded items are never picked
+        picked, scores, picked_relevance = self._mmr(rows, relevance, valid, k, mmr_lambda)
+        explanation, explanation_score = self._explain(picked, history_item_ids)
+        return {
+            "item_ids": self._ids(picked),
+            "scores": scores,
+            "relevance": picked_relevance,
+            "explanation_item_ids": explanation,
+            "explanation_scores": explanation_score,
+        }
+
+    @tf.function(input_signature=input_specs("retrieve"))
+    def retrieve(self, user_id, history_item_ids, query, timestamp, k, exclude_seen):
+        batch = tf.shape(user_id)[0]
+        limit = min(self.config.max_candidates, self.catalog_size)
+        checks = [
+            _check_batch("k", k, batch),
+            _check_batch("exclude_seen", exclude_seen, batch),
+            _check_range(k, 1, limit, "k"),
+        ]
+        with tf.control_dependencies(checks):
+            features = self._query_features(user_id, history_item_ids, query, timestamp)
+        query_vector = self.model.query_vector(features)
+        top = self._retrieve(query_vector, history_item_ids, exclude_seen, tf.reduce_max(k))
+        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
+        keep &= top.values > _NEG / 2
+        rows = tf.where(keep, top.indices, -1)
+        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
+
+    @tf.function(input_signature=input_specs("rank"))
+    def rank(self, user_id, history_item_ids, query, timestamp, item_ids):
+        batch = tf.shape(user_id)[0]
+        checks = [
+            _check_batch("item_ids", item_ids, batch),
+            _check_range(tf.shape(item_ids)[1], 0, self.config.max_candidates, "item_ids length"),
+        ]
+        with tf.control_dependencies(checks):
+            features = self._query_features(user_id, history_item_ids, query, timestamp)
+        query_vector = self.model.query_vector(features)
+        scores = self._rank_vectors(query_vector, self.model.candidate_vector(item_ids))
+        return {"scores": tf.where(item_ids != "", scores, 0.0)}
+
+    @tf.function(input_signature=input_specs("mmr"))
+    def mmr(self, item_ids, relevance, k, mmr_lambda):
+        batch = tf.shape(item_ids)[0]
+        valid = first_occurrences(item_ids)
+        count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
+        checks = [
+            _check_batch("relevance", relevance, batch),
+            _check_batch("k", k, batch),
+            _check_batch("mmr_lambda", mmr_lambda, batch),
+            tf.debugging.Assert(
+                tf.reduce_all(tf.shape(relevance) == tf.shape(item_ids)),
+                [
+                    "relevance must have the shape of item_ids ",
+                    tf.shape(item_ids),
+                    "; got ",
+                    tf.shape(relevance),
+                ],
+                name="relevance_shape",
+            ),
+            _check_range(tf.shape(item_ids)[1], 0, self.config.max_candidates, "item_ids length"),
+            _check_range(k, 1, self.config.max_k, "k"),
+            tf.debugging.Assert(
+                tf.reduce_all(k <= count),
+                [
+                    "k must not exceed the number of distinct item_ids per row (",
+                    count,
+                    "); got ",
+                    k,
+                ],
+                name="k_candidates",
+            ),
+            _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
+        ]
+        with tf.control_dependencies(checks):
+            rows = self._rows(item_ids) - 1
+        embeddings = tf.gather(self.similarity, rows + 1)
+        # Ids outside the catalog have no similarity row: use the model's vector for them.
+        outside = valid & (rows < 0)
+        embeddings = tf.where(
+            outside[..., tf.newaxis],
+            self.model.candidate_embedding(item_ids)[..., : tf.shape(embeddings)[-1]],
+            embeddings,
+        )
+        positions, scores = mmr_select(
+            embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
+        )
+        picked = positions >= 0
+        safe = tf.maximum(positions, 0)
+        return {
+            "item_ids": tf.where(picked, tf.gather(item_ids, safe, batch_dims=1), ""),
+            "scores": tf.where(picked, scores, 0.0),
+            "relevance": tf.where(picked, tf.gather(relevance, safe, batch_dims=1), 0.0),
+        }
+
+    @tf.function(input_signature=input_specs("similar_items"))
+    def similar_items(self, item_ids, k):
+        batch = tf.shape(item_ids)[0]
+        checks = [
+            _check_batch("k", k, batch),
+            _check_range(k, 1, min(self.config.max_k, max(self.catalog_size - 1, 1)), "k"),
+        ]
+        with tf.control_dependencies(checks):
+            vectors = self.model.candidate_embedding(item_ids)
+        scores = tf.matmul(vectors, self.index, transpose_b=True)
+        own = self._rows(item_ids) - 1
+        inside = own >= 0
+        positions = tf.stack(
+            [tf.boolean_mask(tf.range(batch), inside), tf.boolean_mask(own, inside)], 1
+        )
+        scores = tf.tensor_scatter_nd_update(
+            scores, positions, tf.fill([tf.shape(positions)[0]], _NEG)
+        )
+        top = tf.math.top_k(scores, k=tf.reduce_max(k))
+        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
+        rows = tf.where(keep, top.indices, -1)
+        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        """The signature map for `tf.saved_model.save`."""
+        return {
+            "serving_default": self.recommend.get_concrete_function(),
+            "retrieve": self.retrieve.get_concrete_function(),
+            "rank": self.rank.get_concrete_function(),
+            "mmr": self.mmr.get_concrete_function(),
+            "similar_items": self.similar_items.get_concrete_function(),
+        }
+
+
+def _batched(fn, ids: list[str], size: int = 4096) -> np.ndarray:
+    parts = [fn(tf.constant(ids[i : i + size])).numpy() for i in range(0, len(ids), size)]
+    return np.concatenate(parts).astype(np.float32)
