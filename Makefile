@@ -25,6 +25,11 @@ demo: $(STAMP)
 	$(BIN)/recsys embed-items --config configs/demo.yaml
 	$(BIN)/recsys train --config configs/demo.yaml
 	$(BIN)/recsys evaluate --config configs/demo.yaml
+	$(BIN)/recsys export --config configs/demo.yaml
+	$(BIN)/recsys evaluate --config configs/demo.yaml --diversity-sweep
+	$(BIN)/recsys recommend --config configs/demo.yaml --user u0042 --history i00417,i02821 --k 5
+	$(BIN)/recsys recommend --config configs/demo.yaml --user new-user --k 5 \
+	  --query "lightweight tent for a hiking trip"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

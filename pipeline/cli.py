@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 
 from pipeline.config import Config, load_config
-from pipeline.errors import RecsysError
+from pipeline.errors import ConfigError, RecsysError
 
 __all__ = ["main"]
 
@@ -115,6 +115,9 @@ def _cmd_train(config: Config, args: argparse.Namespace, extra: list[str]) -> No
 
 
 def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    if args.diversity_sweep:
+        _diversity_sweep(config)
+        return
     from models import evaluate
 
     out = evaluate.evaluate(config)
@@ -127,6 +130,56 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
     folder = config.step_dir(evaluate.STEP)
     lines.append(f"Report: {folder}/report.md (metrics.json, metrics_by_k.png, compare.png)")
     print("\n".join(lines))
+
+
+def _diversity_sweep(config: Config) -> None:
+    from serving.diversity import diversity_sweep
+
+    out = diversity_sweep(config)
+    lines = [f"{'λ':>6}{'ndcg@10':>10}{'recall@10':>11}{'ild@10':>9}{'category_ild@10':>17}"]
+    for p in out["points"]:
+        lines.append(
+            f"{p['lambda']:>6.2f}{p['ndcg@10']:>10.4f}{p['recall@10']:>11.4f}"
+            f"{p['ild@10']:>9.4f}{p['category_ild@10']:>17.4f}"
+        )
+    best = out["summary"]
+    lines.append(
+        f"At λ = {best['lambda']:g} NDCG@10 changes {best['ndcg_change']:+.1%} (allowed: "
+        f"-{best['max_ndcg_loss']:.0%}) and ILD@10 {best['ild_gain']:+.1%} against λ = 1."
+    )
+    folder = config.step_dir("evaluation")
+    lines.append(f"Frontier: {folder}/diversity_frontier.png (diversity_sweep.json)")
+    print("\n".join(lines))
+
+
+def _cmd_export(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.export import export
+
+    manifest = export(config)
+    s = config.serving
+    base = s.base_path(config.work_dir)
+    print(
+        f"Exported {s.model_name!r} version {manifest['version']} "
+        f"({manifest['catalog_items']:,} items) to {base}/{s.model_name}/{manifest['version']}\n"
+        f"Serve it: cd {base} && docker compose up   (gRPC :{s.grpc_port}, REST :{s.rest_port})"
+    )
+
+
+def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.recommend import connect, format_recommendations, item_titles, recommend
+
+    history = [h for part in args.history for h in part.split(",") if h]
+    if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
+        raise ConfigError(f"--diversity must be in [0, 1] (got {args.diversity})")
+    lam = None if args.diversity is None else 1.0 - args.diversity
+    backend = connect(config, args.server, args.timeout)
+    results = recommend(
+        backend, config, args.user, history, args.query, args.k, lam, not args.include_seen
+    )
+    titles = item_titles(config)
+    where = args.server or getattr(backend, "path", "")
+    print(f"Recommendations for user {args.user!r} from {where}:")
+    print(format_recommendations(results, titles))
 
 
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
@@ -174,7 +227,25 @@ _STEPS: list[tuple[str, _Handler, str, str]] = [
         "full-catalog metrics of the trained model against baselines",
         "Ranks every eval event's true item over the whole catalog with the trained model, a "
         "most-popular baseline and an item co-occurrence baseline; writes metrics.json, "
-        "report.md and plots under work_dir/evaluation.",
+        "report.md and plots under work_dir/evaluation. With --diversity-sweep, instead runs "
+        "the exported model's MMR over a grid of λ on the eval events and writes the NDCG@10 "
+        "against ILD@10 frontier (table and PNG).",
+    ),
+    (
+        "export",
+        _cmd_export,
+        "export the model as the next TF Serving version, with deployment files",
+        "Writes the trained model, the catalog index and the MMR reranker as one SavedModel "
+        "version under serving.model_base/serving.model_name/N (built beside, replayed with "
+        "its warmup requests, then renamed into place), plus models.config, batching.config, "
+        "monitoring.config and docker-compose.yml in serving.model_base.",
+    ),
+    (
+        "recommend",
+        _cmd_recommend,
+        "recommend for a user (in-process on the export, or against a server)",
+        "Asks the newest export (or a TF Serving server with --server) for recommendations and "
+        "prints their titles, each with the history item that explains it.",
     ),
 ]
 
@@ -197,6 +268,36 @@ def _build_parser() -> argparse.ArgumentParser:
     steps["sample-data"].add_argument(
         "--format", choices=("jsonl", "csv", "parquet"), help="file format"
     )
+    steps["evaluate"].add_argument(
+        "--diversity-sweep",
+        action="store_true",
+        help="NDCG@10 against ILD@10 over MMR's λ through the exported model",
+    )
+    rec = steps["recommend"]
+    rec.add_argument("--user", required=True, help="user id (unknown users are fine)")
+    rec.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="IDS",
+        help="recent item ids, oldest first, comma-separated (repeatable)",
+    )
+    rec.add_argument("--query", default="", help="free-text query")
+    rec.add_argument("--k", type=int, help="number of items (default: serving.default_k)")
+    rec.add_argument(
+        "--diversity",
+        type=float,
+        help="0 = pure relevance order … 1 = most diverse (MMR λ = 1 − diversity; "
+        "default: 1 − serving.default_lambda)",
+    )
+    rec.add_argument("--include-seen", action="store_true", help="allow items of the history")
+    rec.add_argument(
+        "--server",
+        metavar="URL",
+        help="TF Serving: http://host:8501 (REST) or host:8500 (gRPC); default: the newest "
+        "export, in this process",
+    )
+    rec.add_argument("--timeout", type=float, default=10.0, help="server timeout in seconds")
     return parser
 
 

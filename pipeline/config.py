@@ -51,6 +51,7 @@ TEXT_POOLINGS = ("mean", "cls")
 HISTORY_POOLINGS = ("mean", "attention")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MMR_EMBEDDINGS = ("candidate", "text")
+RELEVANCES = ("blend", "retrieval", "ranking")
 TEXT_FIELDS = ("title", "categories", "description", "extra")
 
 
@@ -381,15 +382,18 @@ class ServingConfig:
       model_base: TF Serving's model base path; versions live in `<model_base>/<model_name>/N/`.
         `{work_dir}` is substituted.
       num_candidates: Items retrieved from the catalog and ranked before MMR picks `k`.
+      relevance: What the ranking stage hands to MMR: `blend` (retrieval logit + log of the
+        ranking head's prediction: both models must agree), `retrieval` or `ranking` alone.
       max_k: Largest `k` a request may ask for.
       max_history: Most history ids a request may send.
       max_candidates: Most item ids one `mmr` or `rank` request row may send.
       max_query_bytes: Longest free-text query, in UTF-8 bytes.
       default_k: `k` that clients send when the caller gives none.
       default_lambda: MMR λ that clients send when the caller gives none (1 = relevance order).
-      mmr_embedding: Item similarity used by MMR and explanations: `candidate` (the model's
-        item vectors: every item has one) or `text` (the BERT text embeddings; items without
-        text fall back to their candidate vector's direction only against each other).
+      mmr_embedding: Item similarity used by MMR and explanations: `text` (the BERT text
+        embeddings: what a person sees as "alike"; an item without text is similar to nothing)
+        or `candidate` (the model's item vectors, which every item has). A model trained
+        without text uses `candidate`.
       keep_versions: Versions TF Serving keeps serving (`models.config` version policy).
       image: The TF Serving container image in `docker-compose.yml`.
       grpc_port: gRPC port of the server.
@@ -400,13 +404,14 @@ class ServingConfig:
     model_name: str = "recommender"
     model_base: str = "{work_dir}/serving/models"
     num_candidates: int = 200
+    relevance: str = "blend"
     max_k: int = 100
     max_history: int = 200
     max_candidates: int = 1000
     max_query_bytes: int = 2000
     default_k: int = 10
-    default_lambda: float = 0.7
-    mmr_embedding: str = "candidate"
+    default_lambda: float = 0.9
+    mmr_embedding: str = "text"
     keep_versions: int = 3
     image: str = "tensorflow/serving:2.19.0"
     grpc_port: int = 8500
@@ -812,6 +817,7 @@ def validate(config: Config) -> None:
         "must be in [0, 1]",
     )
     choice("serving.mmr_embedding", sv.mmr_embedding, MMR_EMBEDDINGS)
+    choice("serving.relevance", sv.relevance, RELEVANCES)
     check(sv.keep_versions >= 1, "serving.keep_versions", sv.keep_versions, "must be at least 1")
     check(bool(sv.image.strip()), "serving.image", sv.image, "must not be empty")
     for name in ("grpc_port", "rest_port"):

@@ -1,12 +1,12 @@
 """`recsys evaluate --diversity-sweep`: the relevance–diversity trade-off of the exported MMR.
 
-For every eval event, the export's own signatures produce the candidates: `retrieve` (the top
-`serving.num_candidates` of the catalog), `rank` (their ranking scores), then `mmr` to 10 items
-for each λ of a grid. NDCG@10 (of the event's true item) and ILD@10 (mean pairwise cosine
-distance of the items' text embeddings, the metric `recsys evaluate` reports) are measured at
-each λ, written as `diversity_sweep.json` and drawn as a frontier in `diversity_frontier.png`.
-The summary names the smallest λ (most diverse) whose NDCG@10 is within `max_ndcg_loss` of
-λ = 1 (pure relevance order) and the ILD@10 gain there.
+For every eval event, the export's own signatures produce the lists: `serving_default` at
+λ = 1 with k = `serving.max_k` gives the ranking stage's candidates and their relevance, then
+`mmr` reranks them to 10 items for each λ of a grid. NDCG@10 (of the event's true item) and
+ILD@10 (mean pairwise cosine distance of the items' text embeddings, the metric `recsys
+evaluate` reports) are measured at each λ, written as `diversity_sweep.json` and drawn as a
+frontier in `diversity_frontier.png`. The summary names the smallest λ (most diverse) whose
+NDCG@10 is within `max_ndcg_loss` of λ = 1 (pure relevance order) and the ILD@10 gain there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,25 @@ from serving.export import latest_version
 
 __all__ = ["LAMBDAS", "diversity_sweep", "frontier_summary"]
 
-LAMBDAS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
+LAMBDAS = (
+    1.0,
+    0.975,
+    0.95,
+    0.925,
+    0.9,
+    0.875,
+    0.85,
+    0.8,
+    0.75,
+    0.7,
+    0.6,
+    0.5,
+    0.4,
+    0.3,
+    0.2,
+    0.1,
+    0.0,
+)
 K = 10
 
 
@@ -50,13 +68,14 @@ def _top_lists(signatures, batch: dict[str, tf.Tensor], candidates: int, lambdas
         "query": tf.constant([""] * n),
         "timestamp": batch["timestamp"],
     }
-    retrieved = signatures["retrieve"](
+    # recommend at λ = 1 and k = all candidates: the ranking stage's order and relevance.
+    ranked = signatures["serving_default"](
         **query,
         k=tf.fill([n], candidates),
+        mmr_lambda=tf.ones([n]),
         exclude_seen=tf.zeros([n], tf.bool),
     )
-    ids = retrieved["item_ids"]
-    relevance = signatures["rank"](**query, item_ids=ids)["scores"]
+    ids, relevance = ranked["item_ids"], ranked["relevance"]
     out = {}
     for lam in lambdas:
         picked = signatures["mmr"](
@@ -87,12 +106,9 @@ def frontier_summary(points: list[dict[str, float]], max_ndcg_loss: float = 0.05
 
 def _measure(lists: np.ndarray, truth: list[bytes], space: FeatureSpace, index: dict) -> dict:
     rows = np.array([[index.get(i, -1) for i in row] for row in lists])
-    ranks = np.array(
-        [
-            (list(row).index(t) + 1) if t in row else 10**9
-            for row, t in zip(rows.tolist(), truth, strict=True)
-        ]
-    )
+    truth_rows = np.array([index.get(t, -2) for t in truth])
+    hits = rows == truth_rows[:, np.newaxis]
+    ranks = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 10**9)
     filled = [r[r >= 0] for r in rows]
     top = np.array([r for r in filled if len(r) == K])
     return {
@@ -116,7 +132,7 @@ def diversity_sweep(config: Config, lambdas=LAMBDAS) -> dict[str, Any]:
         )
     space = load_feature_space(config)
     loaded = tf.saved_model.load(export_dir)
-    candidates = min(s.num_candidates, s.max_candidates, len(space.catalog_ids))
+    candidates = min(s.num_candidates, s.max_k, len(space.catalog_ids))
     index = {item.encode(): i for i, item in enumerate(space.catalog_ids)}
     pattern = schema.output_pattern(config.step_dir("preprocess"), "eval")
     dataset = make_dataset(pattern, schema.EVENTS, batch_size=256)

@@ -16,9 +16,9 @@ Conventions (`mmr_select`):
   its relevance is ignored; its embeddings must be finite (zeros do).
 * Ties go to the lowest position, as with `np.argmax`; so λ = 1 gives exactly the stable
   relevance order.
-* A row picks min(k, its number of valid candidates, max_k) items. Columns past its picks hold
-  position -1 and score 0: a row with fewer valid candidates than k gets all of its valid
-  candidates, then -1s.
+* A row picks min(k, its number of valid candidates, max_k) items (none for k ≤ 0). Columns
+  past its picks hold position -1 and score 0: a row with fewer valid candidates than k gets
+  all of its valid candidates, then -1s.
 * A pick's score is its objective at the moment it was picked.
 
 Implementation. The work is O(k·N·d) per row, with no N×N similarity matrix, and at serving
@@ -26,18 +26,19 @@ sizes TensorFlow's per-op overhead, not arithmetic, sets the latency; so each pi
 of ops on one [B, N] state, the objective itself:
 
 * Since 1 − λ ≥ 0 and float rounding is monotonic, λ·rel − (1 − λ)·max_j cos(i, j) equals
-  min_j (λ·rel − (1 − λ)·cos(i, j)) exactly: a pick takes the minimum with the objectives against
-  the newest pick alone (one matrix-vector product).
-* A picked candidate's objective is overwritten with a mark, −2^100·(steps + U − t) at step t
-  (U below), far below every real objective (unit vectors keep those in [−1, 1]): it is never
-  picked again, and one `top_k` after the loop reads the picks back in order. Padding sits at
-  −2^98, below real objectives and above marks, so a row that runs out of valid candidates
-  picks padding, which the output masks.
-* The loop body makes U = `_UNROLL` picks, which divides the loop's bookkeeping ops per pick by
-  U. The up to U − 1 picks past the last step are ignored: they come after the ones read back,
-  and a row with every candidate marked can only re-mark its latest pick, later still.
-* One row (the common serving request) takes a plain matrix-vector product: batched matmul
-  kernels cost several times more per call at this size.
+  min_j (λ·rel − (1 − λ)·cos(i, j)) exactly: after the first pick, a pick takes the minimum with
+  the objectives against the newest pick alone (one matrix-vector product).
+* A picked candidate's objective becomes a mark, a multiple of −2^100 that rises by 2^100 per
+  pick, far below every real objective (unit vectors keep those in [−1, 2]): it is never picked
+  again, and one `top_k` after the loop reads the picks back in order. Padding sits at −2^98,
+  below real objectives and above marks, so a row that runs out of valid candidates picks
+  padding, which the output masks.
+* The first pick (no similarity term yet) comes before the loop, whose body makes
+  U = `_UNROLL` picks: that divides the loop's own ops per pick by U. The up to U − 1 picks
+  past the last step are ignored: they come after the ones read back, and a
+  row with every candidate marked can only re-pick its latest pick, which changes nothing.
+* One row, the common request, takes plain matrix-vector products: at this size a batched
+  matmul kernel costs several times more per call.
 * Scores are recomputed after the loop from the picks alone, with a steps×steps Gram matrix.
 
 Only core ops: the stock TF Serving binary serves it, without XLA.
@@ -45,19 +46,15 @@ Only core ops: the stock TF Serving binary serves it, without XLA.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import abc
 
 import tensorflow as tf
 
 __all__ = ["mmr_select"]
 
-_UNROLL = 4  # picks per loop iteration
+_UNROLL = 10  # picks per loop iteration: 1 + 10·j picks cover the usual k = 10, 20, 50 (± 1)
 _MARK_STEP = 2.0**100  # marks are multiples of this, exact for fewer than 2^24 picks
 _PADDING = -(2.0**98)  # padding's objective: below real objectives, above every mark
-
-# best = choose(objective); sim = similarity(best) with shape [B, N].
-_Chooser = Callable[[tf.Tensor], tf.Tensor]
-_Similarity = Callable[[tf.Tensor], tf.Tensor]
 
 
 def mmr_select(
@@ -75,7 +72,7 @@ def mmr_select(
       relevance: float32 [B, N], raw relevance (normalized here per row).
       valid: bool [B, N], False for padding.
       k: int32 [B], items wanted per row.
-      lam: float32 [B], λ per row in [0, 1].
+      lam: float32 [B], λ per row in [0, 1] (outside it the picks are not MMR's).
       max_k: int32 scalar, the number of output columns (callers pass ``reduce_max(k)``).
 
     Returns:
@@ -87,18 +84,29 @@ def mmr_select(
     max_k = tf.maximum(tf.convert_to_tensor(max_k, tf.int32), 0)
     gain, cost = _gain_and_cost(relevance, valid, lam)
     n_valid = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
-    picks = tf.minimum(tf.minimum(tf.maximum(k, 0), n_valid), max_k)
+    k = tf.convert_to_tensor(k, tf.int32)
+    picks = tf.minimum(tf.minimum(k, n_valid), max_k)  # k < 0 picks nothing, as k = 0 does
     steps = tf.maximum(tf.reduce_max(picks), 0)  # the max of no rows is INT_MIN
-    objective = tf.where(valid, gain, _PADDING)
 
-    def select(single_row: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        choose, similarity = _one_row(embeddings) if single_row else _rows(embeddings)
-        positions = _pick_order(_greedy(choose, similarity, gain, cost, objective, steps), steps)
-        gram = _gram(embeddings, positions, single_row)
-        return positions, _pick_scores(gram, gain, cost, positions)
+    def select(path: _Path) -> tuple[tf.Tensor, tf.Tensor]:
+        objective = _greedy(path, tf.where(valid, gain, _PADDING), valid, steps)
+        positions = tf.math.top_k(-objective, steps).indices  # the lowest mark first
+        return positions, _pick_scores(path.gram(positions), gain, cost, positions, steps)
+
+    def select_none() -> tuple[tf.Tensor, tf.Tensor]:
+        empty = tf.zeros([tf.shape(gain)[0], 0])
+        return tf.cast(empty, tf.int32), empty
 
     one_row = tf.equal(tf.shape(gain)[0], 1)
-    positions, scores = tf.cond(one_row, lambda: select(True), lambda: select(False))
+    branch = tf.where(tf.equal(steps, 0), 0, tf.where(one_row, 1, 2))
+    positions, scores = tf.switch_case(
+        branch,
+        [
+            select_none,
+            lambda: select(_OneRow(embeddings, gain, cost)),
+            lambda: select(_Rows(embeddings, gain, cost)),
+        ],
+    )
     return _pad(positions, scores, picks, max_k, steps)
 
 
@@ -114,85 +122,109 @@ def _gain_and_cost(
     return lam * rel, 1.0 - lam
 
 
-def _one_row(embeddings: tf.Tensor) -> tuple[_Chooser, _Similarity]:
-    """Pick and similarity for B = 1: best is [1], plain matrix-vector products."""
-    table = embeddings[0]  # [N, d]
+class _Path(abc.ABC):
+    """A pick's ops and the picks' Gram matrix, for one batch shape."""
 
-    def choose(objective: tf.Tensor) -> tf.Tensor:
-        # Ties to the lowest position: Eigen's argmax reducer (the tests hold it to that).
+    @abc.abstractmethod
+    def choose(self, objective: tf.Tensor) -> tf.Tensor:
+        """Each row's best position (ties to the lowest)."""
+
+    @abc.abstractmethod
+    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
+        """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `mark`."""
+
+    @abc.abstractmethod
+    def gram(self, positions: tf.Tensor) -> tf.Tensor:
+        """Cosines between each row's picks: [B, steps, steps]."""
+
+
+class _OneRow(_Path):
+    """B = 1, the common request: plain matrix-vector products, best is [1]."""
+
+    def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
+        self.table = embeddings[0]  # [N, d]
+        self.depth = tf.shape(self.table)[0]
+        self.gain = gain  # [1, N]
+        self.cost = cost[0, 0]  # a scalar: no broadcasting in the loop
+
+    def choose(self, objective: tf.Tensor) -> tf.Tensor:
+        # Eigen's argmax reducer keeps the lowest position on ties (the tests hold it to that).
         return tf.math.argmax(objective, axis=1, output_type=tf.int32)
 
-    def similarity(best: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(tf.gather(table, best), table, transpose_b=True)
+    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
+        sim = tf.matmul(tf.gather(self.table, best), self.table, transpose_b=True)  # [1, N]
+        marked = tf.one_hot(best, self.depth, on_value=mark, off_value=0.0)
+        return tf.minimum(objective, self.gain - self.cost * sim + marked)
 
-    return choose, similarity
-
-
-def _rows(embeddings: tf.Tensor) -> tuple[_Chooser, _Similarity]:
-    """Pick and similarity for any B: best is [B, 1], batched products."""
-
-    def choose(objective: tf.Tensor) -> tf.Tensor:
-        return tf.math.top_k(objective, 1).indices  # ties to the lowest position
-
-    def similarity(best: tf.Tensor) -> tf.Tensor:
-        picked = tf.gather(embeddings, best, batch_dims=1)  # [B, 1, d]
-        return tf.squeeze(tf.matmul(picked, embeddings, transpose_b=True), axis=1)
-
-    return choose, similarity
+    def gram(self, positions: tf.Tensor) -> tf.Tensor:
+        picked = tf.gather(self.table, positions[0])  # [steps, d]
+        return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
 
 
-def _greedy(
-    choose: _Chooser,
-    similarity: _Similarity,
-    gain: tf.Tensor,
-    cost: tf.Tensor,
-    objective: tf.Tensor,
-    steps: tf.Tensor,
-) -> tf.Tensor:
-    """Makes at least `steps` greedy picks; returns the objective with the picks marked."""
-    positions = tf.range(tf.shape(objective)[1])[tf.newaxis, :]
+class _Rows(_Path):
+    """Any B: batched products; best is [B, 1], a pick's terms are [B, 1, N]."""
 
-    def pick(mark: tf.Tensor, objective: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        best = choose(objective)
-        objective = tf.minimum(objective, gain - cost * similarity(best))
-        mark = mark + _MARK_STEP
-        return mark, tf.where(tf.equal(positions, best), mark, objective)
+    def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
+        self.embeddings = embeddings
+        self.depth = tf.shape(gain)[1]
+        self.gain = gain[:, tf.newaxis, :]
+        self.cost = tf.broadcast_to(cost[:, :, tf.newaxis], tf.shape(self.gain))
+
+    def choose(self, objective: tf.Tensor) -> tf.Tensor:
+        return tf.math.top_k(objective, 1).indices  # top_k keeps the lowest position on ties
+
+    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
+        picked = tf.gather(self.embeddings, best, batch_dims=1)  # [B, 1, d]
+        sim = _batch_matmul_t(picked, self.embeddings)  # [B, 1, N]
+        marked = tf.one_hot(best, self.depth, on_value=mark, off_value=0.0)
+        return tf.minimum(objective, tf.squeeze(self.gain - self.cost * sim + marked, axis=1))
+
+    def gram(self, positions: tf.Tensor) -> tf.Tensor:
+        picked = tf.gather(self.embeddings, positions, batch_dims=1)  # [B, steps, d]
+        return _batch_matmul_t(picked, picked)
+
+
+def _batch_matmul_t(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """x·yᵀ over a batch.
+
+    BatchMatMulV3 rather than `tf.matmul`'s V2: oneDNN builds take V2 over, and at these sizes
+    it then costs about twice as much per call.
+    """
+    return tf.raw_ops.BatchMatMulV3(x=x, y=y, adj_y=True, Tout=tf.float32)
+
+
+def _greedy(path: _Path, start: tf.Tensor, valid: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    """Makes at least `steps` (≥ 1) picks; returns the objective with the picks marked.
+
+    `start` is the first pick's objective (padding at `_PADDING`). The first pick has no
+    similarity term, so its update starts from +inf (padding: `_PADDING`), not from `start`.
+    """
+    first_mark = -_MARK_STEP * tf.cast(steps + _UNROLL, tf.float32)
+    ceiling = tf.where(valid, float("inf"), _PADDING)
+    objective = path.update(ceiling, path.choose(start), first_mark)
+    offsets = tf.constant([_MARK_STEP * (u + 1) for u in range(_UNROLL)])
 
     def body(mark: tf.Tensor, objective: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        for _ in range(_UNROLL):
-            mark, objective = pick(mark, objective)
-        return mark, objective
+        marks = tf.unstack(mark + offsets)
+        for pick_mark in marks:
+            objective = path.update(objective, path.choose(objective), pick_mark)
+        return marks[-1], objective
 
-    # Marks run up from −_MARK_STEP·(steps + U − 1); the loop stops once `steps` picks are made.
-    first = -_MARK_STEP * tf.cast(steps + _UNROLL, tf.float32)
+    # After pick t the mark is first_mark + t·_MARK_STEP; stop once `steps` picks are made.
     _, objective = tf.while_loop(
-        lambda mark, _: mark < -_MARK_STEP * _UNROLL,
+        lambda mark, _: mark < -_MARK_STEP * (_UNROLL + 1),
         body,
-        (first, objective),
+        (first_mark, objective),
         parallel_iterations=1,
     )
     return objective
 
 
-def _pick_order(objective: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
-    """Positions [B, steps] of the first `steps` picks, in order (earliest = lowest mark)."""
-    return tf.math.top_k(-objective, steps).indices
-
-
-def _gram(embeddings: tf.Tensor, positions: tf.Tensor, single_row: bool) -> tf.Tensor:
-    """Cosines between the picks of each row: [B, steps, steps]."""
-    if single_row:
-        picked = tf.gather(embeddings[0], positions[0])  # [steps, d]
-        return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
-    picked = tf.gather(embeddings, positions, batch_dims=1)  # [B, steps, d]
-    return tf.matmul(picked, picked, transpose_b=True)
-
-
 def _pick_scores(
-    gram: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, positions: tf.Tensor
+    gram: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, positions: tf.Tensor, steps: tf.Tensor
 ) -> tf.Tensor:
     """Each pick's objective against the picks before it: [B, steps]."""
-    order = tf.range(tf.shape(positions)[1])
+    order = tf.range(steps)
     earlier = order[tf.newaxis, :] < order[:, tf.newaxis]  # [t, s]: s picked before t
     max_sim = tf.reduce_max(tf.where(earlier, gram, float("-inf")), axis=2)
     max_sim = tf.where(order > 0, max_sim, 0.0)  # nothing is picked before the first pick

@@ -66,6 +66,18 @@ def first_occurrences(ids: tf.Tensor) -> tf.Tensor:
     return (ids != "") & ~repeated
 
 
+def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """Log-scale scores `[batch, n]` → exp(score − the row's best valid score), in (0, 1]: each
+    candidate's likelihood relative to the request's top candidate (0 where not valid).
+
+    This is the relevance MMR receives. On this scale a candidate nearly as likely as the top
+    one is worth nearly as much, and one a hundred times less likely is worth almost nothing,
+    so diversity is bought among plausible items; the same scores min-max normalized would give
+    the long tail of the candidates a large share of the range."""
+    best = tf.reduce_max(tf.where(valid, scores, _NEG), axis=1, keepdims=True)
+    return tf.where(valid, tf.exp(tf.minimum(scores - best, 0.0)), 0.0)
+
+
 class RecommenderServing(tf.Module):
     """The exported model.
 
@@ -98,7 +110,7 @@ class RecommenderServing(tf.Module):
         normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.index = tf.Variable(normalized, trainable=False, name="index")
         similarity = normalized
-        if config.mmr_embedding == "text" and text_embeddings is not None:
+        if config.mmr_embedding == "text" and text_embeddings is not None and text_embeddings.size:
             norms = np.linalg.norm(text_embeddings, axis=1, keepdims=True)
             similarity = np.where(norms > 0, text_embeddings / np.maximum(norms, 1e-12), 0.0)
         # Row 0 is for ids outside the catalog and padding: similar to nothing.
@@ -174,11 +186,17 @@ class RecommenderServing(tf.Module):
         return tf.reshape(scores, [-1, n])
 
     def _relevance(self, query_vector, rows, retrieval_scores):
-        """The relevance MMR trades off: the ranking head's score, or the retrieval cosine for
-        a model trained without the ranking task."""
-        if not self.model.config.ranking_weight:
-            return retrieval_scores
-        return self._rank_vectors(query_vector, tf.gather(self.candidate_vectors, rows))
+        """The relevance MMR trades off (`serving.relevance`): by default the retrieval logit
+        (cosine / temperature) plus the log of the ranking head's prediction, i.e. the product
+        of the two models' scores; a model trained without one task uses the other alone."""
+        logit = retrieval_scores / self.model.config.temperature
+        mode = self.config.relevance
+        if not self.model.config.ranking_weight or mode == "retrieval":
+            return logit
+        ranked = self._rank_vectors(query_vector, tf.gather(self.candidate_vectors, rows))
+        if not self.model.config.retrieval_weight or mode == "ranking":
+            return ranked
+        return logit + tf.math.log(tf.maximum(ranked, 1e-3))
 
     def _explain(self, picked_rows, history_item_ids):
         """For each picked item, the most similar history item and the cosine ("" and 0 when
@@ -235,8 +253,10 @@ class RecommenderServing(tf.Module):
             query_vector, history_item_ids, exclude_seen, self.num_candidates
         )
         rows = retrieved.indices
-        relevance = self._relevance(query_vector, rows, retrieved.values)
         valid = retrieved.values > _NEG / 2  # excluded items are never picked
+        relevance = relative_likelihood(
+            self._relevance(query_vector, rows, retrieved.values), valid
+        )
         picked, scores, picked_relevance = self._mmr(rows, relevance, valid, k, mmr_lambda)
         explanation, explanation_score = self._explain(picked, history_item_ids)
         return {
@@ -314,13 +334,13 @@ class RecommenderServing(tf.Module):
         with tf.control_dependencies(checks):
             rows = self._rows(item_ids) - 1
         embeddings = tf.gather(self.similarity, rows + 1)
-        # Ids outside the catalog have no similarity row: use the model's vector for them.
-        outside = valid & (rows < 0)
-        embeddings = tf.where(
-            outside[..., tf.newaxis],
-            self.model.candidate_embedding(item_ids)[..., : tf.shape(embeddings)[-1]],
-            embeddings,
-        )
+        if self.config.mmr_embedding == "candidate":
+            # Ids outside the catalog have no row in the index: the model still embeds them
+            # (out-of-vocabulary id); with text similarity they have no text and stay at zero.
+            outside = valid & (rows < 0)
+            embeddings = tf.where(
+                outside[..., tf.newaxis], self.model.candidate_embedding(item_ids), embeddings
+            )
         positions, scores = mmr_select(
             embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
         )

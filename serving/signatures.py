@@ -17,6 +17,8 @@ usable: one instance per request row.
 
 `mmr_lambda` is MMR's λ in [0, 1]: the next item maximizes λ·relevance − (1 − λ)·(largest
 cosine with an item already chosen); 1 keeps the relevance order, lower values diversify.
+recommend's `relevance` output is each item's likelihood relative to the request's best
+candidate, in (0, 1].
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ DEFAULTS: dict[str, object] = {
     "query": "",
     "timestamp": 0,
     "k": 10,
-    "mmr_lambda": 0.7,
+    "mmr_lambda": 0.9,
     "exclude_seen": True,
 }
 

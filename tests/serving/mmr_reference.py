@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mmr_reference"]
+__all__ = ["mmr_reference", "normalize_relevance"]
 
 
 def mmr_reference(

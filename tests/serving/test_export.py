@@ -96,27 +96,34 @@ def test_a_fresh_process_calls_every_signature(exported, loaded):
 
 
 def test_recommend_is_retrieve_then_rank_then_mmr(loaded):
+    """recommend's relevance is exp(blend − the best blend), blend = retrieval cosine /
+    temperature + log(ranking prediction); MMR on it gives recommend's list."""
     config, model, space = loaded
     n = config.serving.num_candidates
     users, histories = ["stranger", space.user_ids[0]], [space.catalog_ids[:3], []]
     query = _query(users, histories)
     exclude = tf.constant([True, True])
     retrieved = model.signatures["retrieve"](**query, k=tf.constant([n, n]), exclude_seen=exclude)
-    relevance = model.signatures["rank"](**query, item_ids=retrieved["item_ids"])["scores"]
+    ranked = model.signatures["rank"](**query, item_ids=retrieved["item_ids"])["scores"].numpy()
+    blend = retrieved["scores"].numpy() / config.model.temperature + np.log(
+        np.maximum(ranked, 1e-3)
+    )
+    relevance = np.exp(blend - blend.max(axis=1, keepdims=True)).astype(np.float32)
     for lam in (1.0, 0.3):
         expected = model.signatures["mmr"](
             item_ids=retrieved["item_ids"],
-            relevance=relevance,
+            relevance=tf.constant(relevance),
             k=tf.constant([7, 7]),
             mmr_lambda=tf.constant([lam, lam]),
         )
         got = _recommend(model, users, histories, 7, lam)
         assert got["item_ids"].numpy().tolist() == expected["item_ids"].numpy().tolist()
         np.testing.assert_allclose(got["relevance"], expected["relevance"], rtol=1e-4, atol=1e-5)
-    # λ = 1: the ranking head's order of the retrieved candidates.
-    order = np.argsort(-relevance.numpy()[0], kind="stable")[:7]
-    top = _recommend(model, users, histories, 7, 1.0)["item_ids"].numpy()[0]
-    assert top.tolist() == retrieved["item_ids"].numpy()[0][order].tolist()
+    # λ = 1: the blended order of the retrieved candidates, best first, relevance 1 on top.
+    order = np.argsort(-relevance[0], kind="stable")[:7]
+    top = _recommend(model, users, histories, 7, 1.0)
+    assert top["item_ids"].numpy()[0].tolist() == retrieved["item_ids"].numpy()[0][order].tolist()
+    assert top["relevance"].numpy()[0][0] == pytest.approx(1.0)
 
 
 def test_exclude_seen_and_explanations(loaded):

@@ -1,0 +1,155 @@
+"""`recsys recommend`: recommendations with explanations, from an export or a running server.
+
+The same request goes either to the newest export loaded in this process, or to TF Serving over
+REST (`--server http://host:8501`) or gRPC (`--server host:8500`). Item titles come from the
+preprocess outputs when they are there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pipeline import schema
+from pipeline.config import Config
+from pipeline.errors import DataError
+from serving.client import (
+    GrpcClient,
+    RestClient,
+    ServingError,
+    prepare_inputs,
+    recommend_request,
+)
+from serving.export import latest_version
+
+__all__ = [
+    "InProcessModel",
+    "assertion_message",
+    "connect",
+    "format_recommendations",
+    "item_titles",
+    "recommend",
+]
+
+
+class InProcessModel:
+    """An export loaded in this process, with the clients' `predict` interface."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the TF Text ops, as TF Serving links them)
+
+        self.path = path
+        self._loaded = tf.saved_model.load(path)
+
+    def predict(
+        self, signature: str, inputs: Any, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        tensors = prepare_inputs(signature, inputs, defaults)
+        fn = self._loaded.signatures[signature]
+        try:
+            outputs = fn(**{name: tf.constant(value) for name, value in tensors.items()})
+        except tf.errors.InvalidArgumentError as e:
+            raise ServingError(
+                assertion_message(e.message),
+                call=f"{signature} on {self.path}",
+                status="INVALID_ARGUMENT",
+            ) from None
+        return {name: _decoded(value.numpy()) for name, value in outputs.items()}
+
+
+def assertion_message(message: str) -> str:
+    """The readable part of a failed in-graph check: `k must be in [1, 20]; got 500` out of
+    TensorFlow's `assertion failed: [k must be in [] [1] [, ] [20] []; got ] [500]`."""
+    match = re.search(r"assertion failed: \[(.*)\]", message)
+    if not match:
+        return message.strip().splitlines()[-1] if message.strip() else message
+    return re.sub(r"\] \[", "", match.group(1))
+
+
+def _decoded(array: np.ndarray) -> np.ndarray:
+    if array.dtype == object:
+        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(array)
+    return array
+
+
+def connect(config: Config, server: str | None = None, timeout: float = 10.0):
+    """The newest export in-process (`server` None), or a REST (`http(s)://…`) or gRPC
+    (`host:port`) client of a running TF Serving."""
+    name = config.serving.model_name
+    if server is None:
+        path = latest_version(os.path.join(config.serving.base_path(config.work_dir), name))
+        if path is None:
+            raise DataError(
+                f"no export of {name!r} under {config.serving.model_base!r}; run `recsys export` "
+                "or pass --server"
+            )
+        return InProcessModel(path)
+    if server.startswith(("http://", "https://")):
+        return RestClient(server, name, timeout=timeout)
+    return GrpcClient(server, name, timeout=timeout)
+
+
+def item_titles(config: Config) -> dict[str, str]:
+    """Item id → title from the preprocess outputs (empty when they are absent)."""
+    pattern = schema.output_pattern(config.step_dir("preprocess"), "items")
+    import glob
+
+    if not glob.glob(pattern):
+        return {}
+    from pipeline.reader import read_all
+
+    return {r["item_id"]: r["title"] for r in read_all(pattern, schema.ITEMS)}
+
+
+def recommend(
+    backend,
+    config: Config,
+    user_id: str,
+    history: list[str] = (),
+    query: str = "",
+    k: int | None = None,
+    mmr_lambda: float | None = None,
+    exclude_seen: bool = True,
+) -> list[dict[str, Any]]:
+    """One request's recommendations: id, score, relevance, and the explaining history item."""
+    s = config.serving
+    defaults = {"k": s.default_k, "mmr_lambda": s.default_lambda}
+    row = recommend_request(user_id, history, query, k, mmr_lambda, exclude_seen)
+    out = backend.predict("serving_default", [row], defaults=defaults)
+    results = []
+    for i, item in enumerate(out["item_ids"][0]):
+        if not item:
+            continue
+        results.append(
+            {
+                "item_id": str(item),
+                "score": float(out["scores"][0][i]),
+                "relevance": float(out["relevance"][0][i]),
+                "because": str(out["explanation_item_ids"][0][i]) or None,
+                "because_similarity": float(out["explanation_scores"][0][i]),
+            }
+        )
+    return results
+
+
+def format_recommendations(results: list[dict[str, Any]], titles: Mapping[str, str]) -> str:
+    """A numbered list of titles with their explanations."""
+
+    def name(item: str) -> str:
+        title = titles.get(item)
+        return f"{title} [{item}]" if title else item
+
+    lines = []
+    for n, r in enumerate(results, start=1):
+        line = f"{n:>3}. {name(r['item_id'])}  (relevance {r['relevance']:.3f})"
+        if r["because"]:
+            line += f"\n       because you viewed {name(r['because'])}"
+        lines.append(line)
+    return "\n".join(lines) if lines else "(no recommendations)"

@@ -1,0 +1,44 @@
+"""Building blocks of the serving module, in process: id lists as TF Serving pads them, the
+relevance scale, and MMR on the model's own item vectors."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from models.train import load_feature_space, load_trained_model
+from serving.module import RecommenderServing, first_occurrences, relative_likelihood
+
+
+def test_first_occurrences_ignore_padding_and_repeats():
+    ids = tf.constant([["a", "b", "a", "a"], ["", "c", "c", ""], ["d", "e", "f", "g"]])
+    assert first_occurrences(ids).numpy().tolist() == [
+        [True, True, False, False],
+        [False, True, False, False],
+        [True, True, True, True],
+    ]
+
+
+def test_relative_likelihood_is_one_for_the_best_valid_candidate():
+    scores = tf.constant([[2.0, 1.0, 5.0], [0.0, -1.0, -3.0]])
+    valid = tf.constant([[True, True, False], [True, True, True]])
+    out = relative_likelihood(scores, valid).numpy()
+    np.testing.assert_allclose(out[0], [1.0, np.exp(-1.0), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], [1.0, np.exp(-1.0), np.exp(-3.0)], rtol=1e-6)
+
+
+def test_mmr_on_candidate_vectors_handles_ids_outside_the_catalog(exported):
+    config, _ = exported
+    space = load_feature_space(config)
+    model = load_trained_model(config, space)
+    serving = dataclasses.replace(config.serving, mmr_embedding="candidate")
+    module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, None, serving)
+    np.testing.assert_allclose(module.similarity.numpy()[1:], module.index.numpy(), atol=1e-6)
+    ids = [*space.catalog_ids[:4], "not-in-the-catalog"]
+    out = module.mmr(
+        item_ids=tf.constant([ids]),
+        relevance=tf.constant([[0.1, 0.2, 0.3, 0.4, 1.0]]),
+        k=tf.constant([5]),
+        mmr_lambda=tf.constant([1.0]),
+    )
+    assert out["item_ids"].numpy()[0].astype(str).tolist() == ids[::-1]

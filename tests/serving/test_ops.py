@@ -1,0 +1,51 @@
+"""Op compatibility: every op in the export (functions included) is core TensorFlow or TF Text,
+the two op libraries the stock TF Serving binary links. No py_func, no ScaNN."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+# Runs in a fresh interpreter, so nothing but TensorFlow itself has registered ops yet.
+_CLASSIFY = """
+import json, os, sys
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+import tensorflow as tf
+
+proto = saved_model_pb2.SavedModel()
+with open(os.path.join(sys.argv[1], "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+ops = set()
+for graph in proto.meta_graphs:
+    ops.update(node.op for node in graph.graph_def.node)
+    for function in graph.graph_def.library.function:
+        ops.update(node.op for node in function.node_def)
+core = {op for op in ops if op_def_registry.get(op) is not None}
+import tensorflow_text  # noqa: the TF Text op library, as TF Serving links it
+text = {op for op in ops - core if op_def_registry.get(op) is not None}
+print(json.dumps({"core": sorted(core), "text": sorted(text), "other": sorted(ops - core - text)}))
+"""
+
+_FORBIDDEN = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
+
+
+def test_every_op_is_core_tensorflow_or_tf_text(exported):
+    _, path = exported
+    result = subprocess.run(
+        [sys.executable, "-c", _CLASSIFY, path],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    ops = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ops["other"] == [], f"ops outside core TensorFlow and TF Text: {ops['other']}"
+    used = set(ops["core"]) | set(ops["text"])
+    assert not used & set(_FORBIDDEN)
+    assert not [op for op in used if "scann" in op.lower()]
+    # The in-graph tokenizer is TF Text's; retrieval and MMR are core ops.
+    assert any("Wordpiece" in op or "FastBert" in op for op in ops["text"]), ops["text"]
+    assert {"TopKV2", "MatMul", "BatchMatMulV2"} & set(ops["core"])

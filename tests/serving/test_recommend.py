@@ -1,0 +1,68 @@
+"""`recsys recommend` on an export, and the diversity sweep through the exported MMR."""
+
+import json
+import os
+
+import yaml
+
+from pipeline.cli import main
+from serving.diversity import diversity_sweep, frontier_summary
+from serving.recommend import connect, format_recommendations, item_titles, recommend
+
+
+def _config_file(config, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()), encoding="utf-8")
+    return str(path)
+
+
+def test_recommend_in_process_gives_titles_and_explanations(exported):
+    config, path = exported
+    backend = connect(config)
+    assert backend.path == path
+    titles = item_titles(config)
+    history = list(titles)[:3]
+    results = recommend(backend, config, "someone", history, k=4, mmr_lambda=0.5)
+    assert len(results) == 4 and len({r["item_id"] for r in results}) == 4
+    assert all(r["because"] in history for r in results)
+    text = format_recommendations(results, titles)
+    assert titles[results[0]["item_id"]] in text and "because you viewed" in text
+
+
+def test_the_cli_prints_recommendations(exported, tmp_path, capsys):
+    config, _ = exported
+    titles = item_titles(config)
+    first = next(iter(titles))
+    argv = ["recommend", "--config", _config_file(config, tmp_path), "--user", "u"]
+    assert main([*argv, "--history", first, "--k", "3", "--diversity", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("because you viewed") == 3 and titles[first] in out
+    assert main([*argv, "--diversity", "1.5"]) == 2
+    assert "--diversity" in capsys.readouterr().err
+    assert main([*argv, "--k", "500"]) == 2  # the model refuses k above serving.max_k
+    assert "k must be in" in capsys.readouterr().err
+
+
+def test_diversity_sweep_trades_ndcg_for_ild(exported):
+    config, _ = exported
+    out = diversity_sweep(config, lambdas=(1.0, 0.5, 0.0))
+    by_lambda = {p["lambda"]: p for p in out["points"]}
+    assert by_lambda[0.0]["ild@10"] > by_lambda[1.0]["ild@10"]
+    assert (
+        by_lambda[1.0]["ndcg@10"] > 0 and by_lambda[1.0]["recall@10"] >= by_lambda[1.0]["ndcg@10"]
+    )
+    folder = config.step_dir("evaluation")
+    assert os.path.getsize(os.path.join(folder, "diversity_frontier.png")) > 1000
+    with open(os.path.join(folder, "diversity_sweep.json"), encoding="utf-8") as f:
+        assert json.load(f)["summary"] == out["summary"]
+
+
+def test_frontier_summary_picks_the_most_diverse_lambda_within_the_ndcg_budget():
+    points = [
+        {"lambda": 1.0, "ndcg@10": 0.50, "ild@10": 0.40},
+        {"lambda": 0.8, "ndcg@10": 0.48, "ild@10": 0.50},  # -4%: allowed
+        {"lambda": 0.6, "ndcg@10": 0.47, "ild@10": 0.60},  # -6%: not allowed
+    ]
+    best = frontier_summary(points)
+    assert best["lambda"] == 0.8
+    assert abs(best["ild_gain"] - 0.25) < 1e-9 and abs(best["ndcg_change"] + 0.04) < 1e-9
