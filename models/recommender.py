@@ -81,9 +81,10 @@ class Recommender(tfrs.Model):
             self._probability_value, trainable=False, name="candidate_probability"
         )
 
-    def query_vector(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Query tower output `[batch, dim]` (the ranking head's input)."""
-        return self.query_tower(features)
+    def query_vector(self, features: dict[str, tf.Tensor], item_vectors=None) -> tf.Tensor:
+        """Query tower output `[batch, dim]` (the ranking head's input). `item_vectors`: see
+        `QueryTower.call`."""
+        return self.query_tower(features, item_vectors=item_vectors)
 
     def candidate_vector(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Candidate tower output `[..., dim]` for item ids of any shape."""
@@ -151,6 +152,12 @@ class Recommender(tfrs.Model):
             features = self.with_query_text(features)
         query = self.query_vector(features)
         weight = features.get("weight")
+        ranking_weight = weight
+        if "query_text_embedding" in features:
+            # The stand-in query names the target item: fine for learning retrieval from a
+            # query, but the ranking head would learn to lean on it; it does not see those rows.
+            stand_in = tf.reduce_any(features["query_text_embedding"] != 0.0, axis=-1)
+            ranking_weight = (1.0 if weight is None else weight) * tf.cast(~stand_in, tf.float32)
         loss = tf.constant(0.0)
         if c.retrieval_weight:
             loss += c.retrieval_weight * self.retrieval_loss(
@@ -161,7 +168,7 @@ class Recommender(tfrs.Model):
             )
         if c.ranking_weight:
             labels, predictions, weights = self.ranking_examples(
-                query, candidate, features["item_id"], features["label"], weight
+                query, candidate, features["item_id"], features["label"], ranking_weight
             )
             loss += c.ranking_weight * self.ranking(
                 labels=labels[:, tf.newaxis],

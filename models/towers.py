@@ -164,11 +164,13 @@ class QueryTower(tf.keras.layers.Layer):
         self.time_projection = tf.keras.layers.Dense(dim, name="time_projection")
         self.output_layer = tf.keras.layers.Dense(dim, name="query_output")
 
-    def pool_history(self, user: tf.Tensor, history: tf.RaggedTensor) -> tf.Tensor:
+    def pool_history(
+        self, user: tf.Tensor, history: tf.RaggedTensor, item_vectors=None
+    ) -> tf.Tensor:
         """`[batch, dim]` summary of the history; zeros for an empty history."""
         dense_ids = history.to_tensor(default_value="")
         mask = tf.cast(tf.sequence_mask(history.row_lengths(), tf.shape(dense_ids)[1]), user.dtype)
-        vectors = self.items(dense_ids) * mask[..., tf.newaxis]
+        vectors = (item_vectors or self.items)(dense_ids) * mask[..., tf.newaxis]
         if self.history_pooling == "mean":
             return tf.reduce_sum(vectors, axis=1) / tf.maximum(
                 tf.reduce_sum(mask, axis=1, keepdims=True), 1.0
@@ -179,7 +181,7 @@ class QueryTower(tf.keras.layers.Layer):
         weights = tf.nn.softmax(logits, axis=-1) * mask  # all-zero for an empty history
         return tf.einsum("bl,bld->bd", weights, vectors)
 
-    def last_item(self, history: tf.RaggedTensor) -> tf.Tensor:
+    def last_item(self, history: tf.RaggedTensor, item_vectors=None) -> tf.Tensor:
         """`[batch, dim]` vector of the most recent history item (zeros for an empty history):
         the strongest signal of a session's current intent."""
         lengths = history.row_lengths()
@@ -187,7 +189,7 @@ class QueryTower(tf.keras.layers.Layer):
         dense = tf.pad(history.to_tensor(default_value=""), [[0, 0], [0, 1]], constant_values="")
         last = tf.gather(dense, tf.maximum(lengths - 1, 0), batch_dims=1)
         present = tf.cast(lengths > 0, tf.float32)[:, tf.newaxis]
-        return self.items(last) * present
+        return (item_vectors or self.items)(last) * present
 
     def query_text(self, embedding: tf.Tensor | None, user: tf.Tensor) -> tf.Tensor:
         """`[batch, dim]` projection of the free-text query embedding; zeros without a query."""
@@ -196,12 +198,18 @@ class QueryTower(tf.keras.layers.Layer):
         present = tf.cast(tf.reduce_any(embedding != 0.0, axis=-1), user.dtype)[:, tf.newaxis]
         return self.items.text_projection(embedding) * present
 
-    def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+    def call(self, features: dict[str, tf.Tensor], item_vectors=None) -> tf.Tensor:
+        """`item_vectors`: ids → item-encoder vectors, for callers that hold them precomputed
+        (the serving module's catalog table); the item encoder by default."""
         user = self.user_embedding(self.user_lookup(features["user_id"]))
         history = features["history_item_ids"]
         if not isinstance(history, tf.RaggedTensor):
             history = tf.RaggedTensor.from_tensor(history, padding="")
-        parts = [user, self.pool_history(user, history), self.last_item(history)]
+        parts = [
+            user,
+            self.pool_history(user, history, item_vectors),
+            self.last_item(history, item_vectors),
+        ]
         if self.items.use_text:
             parts.append(self.query_text(features.get("query_text_embedding"), user))
         if self.use_time:

@@ -105,6 +105,9 @@ class RecommenderServing(tf.Module):
         self.catalog_size = len(catalog_ids)
         self.num_candidates = min(config.num_candidates, self.catalog_size)
         self.catalog_ids = tf.Variable(catalog_ids, dtype=tf.string, trainable=False, name="ids")
+        # Row 0: what the item encoder gives an id outside the catalog.
+        items = _batched(model.items, ["", *catalog_ids])
+        self.item_vectors = tf.Variable(items, trainable=False, name="item_vectors")
         vectors = _batched(model.candidate_vector, catalog_ids)
         self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
         normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -125,6 +128,13 @@ class RecommenderServing(tf.Module):
     def _rows(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Catalog row + 1 of each id (0 for "" and ids outside the catalog)."""
         return tf.cast(self.model.items.catalog_rows(item_ids), tf.int32)
+
+    def _item_vectors(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """The item encoder's vectors of history ids, from the table computed at export."""
+        return tf.gather(self.item_vectors, self._rows(item_ids))
+
+    def _query_vector(self, features):
+        return self.model.query_vector(features, item_vectors=self._item_vectors)
 
     def _query_features(self, user_id, history_item_ids, query, timestamp):
         c = self.config
@@ -248,7 +258,7 @@ class RecommenderServing(tf.Module):
         ]
         with tf.control_dependencies(checks):
             features = self._query_features(user_id, history_item_ids, query, timestamp)
-        query_vector = self.model.query_vector(features)
+        query_vector = self._query_vector(features)
         retrieved = self._retrieve(
             query_vector, history_item_ids, exclude_seen, self.num_candidates
         )
@@ -278,7 +288,7 @@ class RecommenderServing(tf.Module):
         ]
         with tf.control_dependencies(checks):
             features = self._query_features(user_id, history_item_ids, query, timestamp)
-        query_vector = self.model.query_vector(features)
+        query_vector = self._query_vector(features)
         top = self._retrieve(query_vector, history_item_ids, exclude_seen, tf.reduce_max(k))
         keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
         keep &= top.values > _NEG / 2
@@ -294,7 +304,7 @@ class RecommenderServing(tf.Module):
         ]
         with tf.control_dependencies(checks):
             features = self._query_features(user_id, history_item_ids, query, timestamp)
-        query_vector = self.model.query_vector(features)
+        query_vector = self._query_vector(features)
         scores = self._rank_vectors(query_vector, self.model.candidate_vector(item_ids))
         return {"scores": tf.where(item_ids != "", scores, 0.0)}
 

@@ -42,3 +42,19 @@ def test_mmr_on_candidate_vectors_handles_ids_outside_the_catalog(exported):
         mmr_lambda=tf.constant([1.0]),
     )
     assert out["item_ids"].numpy()[0].astype(str).tolist() == ids[::-1]
+
+
+def test_the_precomputed_item_table_gives_the_models_query_vectors(exported):
+    config, _ = exported
+    space = load_feature_space(config)
+    model = load_trained_model(config, space)
+    module = RecommenderServing(model, space.catalog_ids, None, None, config.serving)
+    history = tf.constant([[*space.catalog_ids[:3], ""], ["unknown-item", "", "", ""]])
+    features = {
+        "user_id": tf.constant([space.user_ids[0], "stranger"]),
+        "history_item_ids": tf.ragged.boolean_mask(history, history != ""),
+        "timestamp": tf.constant([1_700_000_000, 0], tf.int64),
+    }
+    np.testing.assert_allclose(
+        module._query_vector(features).numpy(), model.query_vector(features).numpy(), atol=1e-5
+    )
