@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/recsys evaluate --config configs/demo.yaml
 	$(BIN)/recsys export --config configs/demo.yaml
 	$(BIN)/recsys evaluate --config configs/demo.yaml --diversity-sweep
-	$(BIN)/recsys recommend --config configs/demo.yaml --user u0042 --history i00417,i02821 --k 5
+	$(BIN)/recsys recommend --config configs/demo.yaml --user u0007 --history i02193,i00285,i02467 --k 5
 	$(BIN)/recsys recommend --config configs/demo.yaml --user new-user --k 5 \
 	  --query "lightweight tent for a hiking trip"
 
