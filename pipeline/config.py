@@ -413,7 +413,7 @@ class ServingConfig:
     default_lambda: float = 0.9
     mmr_embedding: str = "text"
     keep_versions: int = 3
-    image: str = "tensorflow/serving:2.19.0"
+    image: str = "tensorflow/serving:2.20.0"
     grpc_port: int = 8500
     rest_port: int = 8501
     batching: ServingBatching = field(default_factory=ServingBatching)

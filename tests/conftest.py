@@ -13,6 +13,24 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MOVIELENS_100K = REPO_ROOT.parent / "shared" / "data" / "movielens-100k"
 
 
+def run_fresh_python(script: str, *args: str):
+    """Runs `script` in a new interpreter (nothing imported or registered yet) and returns the
+    JSON object it prints last; fails the test with its stderr when it fails."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """A tiny BERT checkpoint and a work directory with preprocess and embeddings outputs."""

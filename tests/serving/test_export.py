@@ -4,8 +4,6 @@ does it changes nothing; warmup records run; a crash mid-export leaves no visibl
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ import tensorflow as tf
 from models.train import load_feature_space
 from serving.export import export, version_dirs
 from serving.warmup import read_warmup, replay_warmup
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_fresh_python
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +73,7 @@ def test_a_fresh_process_calls_every_signature(exported, loaded):
     _, path = exported
     _, _, space = loaded
     items = space.catalog_ids
-    result = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, path, json.dumps(items[:5])],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_fresh_python(_FRESH_PROCESS, path, json.dumps(items[:5]))
     recommended = out["serving_default"]["item_ids"][0]
     assert len(recommended) == 3 and len(set(recommended)) == 3
     assert set(recommended) <= set(items) and not set(recommended) & set(items[:2])

@@ -1,11 +1,7 @@
 """Op compatibility: every op in the export (functions included) is core TensorFlow or TF Text,
 the two op libraries the stock TF Serving binary links. No py_func, no ScaNN."""
 
-import json
-import subprocess
-import sys
-
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_fresh_python
 
 # Runs in a fresh interpreter, so nothing but TensorFlow itself has registered ops yet.
 _CLASSIFY = """
@@ -33,15 +29,7 @@ _FORBIDDEN = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
 
 def test_every_op_is_core_tensorflow_or_tf_text(exported):
     _, path = exported
-    result = subprocess.run(
-        [sys.executable, "-c", _CLASSIFY, path],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    ops = json.loads(result.stdout.strip().splitlines()[-1])
+    ops = run_fresh_python(_CLASSIFY, path)
     assert ops["other"] == [], f"ops outside core TensorFlow and TF Text: {ops['other']}"
     used = set(ops["core"]) | set(ops["text"])
     assert not used & set(_FORBIDDEN)
