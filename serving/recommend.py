@@ -17,14 +17,9 @@ import numpy as np
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import DataError
-from serving.client import (
-    GrpcClient,
-    RestClient,
-    ServingError,
-    prepare_inputs,
-    recommend_request,
-)
+from serving.client import GrpcClient, RestClient, ServingError
 from serving.export import latest_version
+from serving.requests import prepare_inputs, recommend_request
 
 __all__ = [
     "InProcessModel",
