@@ -11,7 +11,6 @@ in `<model_base>`.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 import uuid
@@ -29,29 +28,23 @@ from pipeline.progress import say
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing
+from serving.versions import next_version, versions
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
 
 __all__ = ["MANIFEST", "export", "latest_version", "version_dirs", "warmup_examples"]
 
 MANIFEST = "manifest.json"  # in the version folder, beside saved_model.pb (TF Serving ignores it)
-_VERSION = re.compile(r"^[0-9]+$")
 
 
 def version_dirs(model_dir: str) -> dict[int, str]:
     """The versions TF Serving would see in `<model_base>/<name>`: integer-named folders."""
-    if not os.path.isdir(model_dir):
-        return {}
-    return {
-        int(name): os.path.join(model_dir, name)
-        for name in os.listdir(model_dir)
-        if _VERSION.match(name) and os.path.isdir(os.path.join(model_dir, name))
-    }
+    return {v: os.path.join(model_dir, str(v)) for v in versions(model_dir)}
 
 
 def latest_version(model_dir: str) -> str | None:
     """The folder of the newest version, or None."""
-    versions = version_dirs(model_dir)
-    return versions[max(versions)] if versions else None
+    present = versions(model_dir)
+    return os.path.join(model_dir, str(present[-1])) if present else None
 
 
 def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, Any]]:
@@ -132,8 +125,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     base = s.base_path(config.work_dir)
     model_dir = os.path.join(base, s.model_name)
     os.makedirs(model_dir, exist_ok=True)
-    versions = version_dirs(model_dir)
-    version = max(versions, default=0) + 1
+    version = next_version(model_dir)
     staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     final = os.path.join(model_dir, str(version))
     say(

@@ -1,0 +1,103 @@
+"""Versions in a TF Serving model base: push a SavedModel as the next version, keep the newest N,
+roll back to the previous one.
+
+TF Serving serves the integer-named folders of `<model_base>/<name>/` (the newest
+`serving.keep_versions` of them, by `models.config`) and ignores every other name, so:
+
+* **push** copies the SavedModel into a hidden sibling (`.tmp-push-…`) and renames it to the
+  next integer: a watching server sees the whole version or nothing. Versions beyond the newest
+  `keep` are then removed, oldest first.
+* **rollback** renames the newest version into `.rolled-back/`, so the previous one is the
+  newest again; the server unloads the bad one. Numbers are never reused: the next push gets a
+  number above every version ever pushed, rolled back ones included, so a server never sees a
+  version number change content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+
+from pipeline.errors import DataError
+
+__all__ = ["ROLLED_BACK", "next_version", "push_version", "rollback", "versions"]
+
+ROLLED_BACK = ".rolled-back"
+_INTEGER = re.compile(r"^[0-9]+$")
+
+
+def versions(model_dir: str) -> list[int]:
+    """The versions a server would see, oldest first."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(
+        int(n)
+        for n in os.listdir(model_dir)
+        if _INTEGER.match(n) and os.path.isdir(os.path.join(model_dir, n))
+    )
+
+
+def _used_numbers(model_dir: str) -> list[int]:
+    retired = os.path.join(model_dir, ROLLED_BACK)
+    rolled = []
+    if os.path.isdir(retired):
+        rolled = [int(n.split("-")[0]) for n in os.listdir(retired) if n.split("-")[0].isdigit()]
+    return versions(model_dir) + rolled
+
+
+def next_version(model_dir: str) -> int:
+    """A number above every version ever placed in `model_dir`, rolled back ones included."""
+    return max(_used_numbers(model_dir), default=0) + 1
+
+
+def push_version(saved_model_dir: str, model_dir: str, keep: int) -> int:
+    """Copies a SavedModel into `model_dir` as the next version; keeps the newest `keep`.
+
+    Returns:
+      The new version number.
+
+    Raises:
+      DataError: `saved_model_dir` holds no SavedModel, or `keep` < 1.
+    """
+    if not os.path.exists(os.path.join(saved_model_dir, "saved_model.pb")):
+        raise DataError(f"{saved_model_dir!r} holds no saved_model.pb: nothing to push")
+    if keep < 1:
+        raise DataError(f"keep must be at least 1 (got {keep})")
+    os.makedirs(model_dir, exist_ok=True)
+    version = next_version(model_dir)
+    staging = os.path.join(model_dir, f".tmp-push-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copytree(saved_model_dir, staging)
+        os.rename(staging, os.path.join(model_dir, str(version)))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in versions(model_dir)[:-keep]:
+        shutil.rmtree(os.path.join(model_dir, str(old)), ignore_errors=True)
+    return version
+
+
+def rollback(model_dir: str) -> tuple[int, int]:
+    """Makes the previous version the newest again.
+
+    Returns:
+      (the version rolled back, the version now served).
+
+    Raises:
+      DataError: fewer than two versions are present.
+    """
+    present = versions(model_dir)
+    if len(present) < 2:
+        raise DataError(
+            f"{model_dir!r} has {len(present)} version(s): rollback needs a previous version "
+            "to return to"
+        )
+    current = present[-1]
+    retired = os.path.join(model_dir, ROLLED_BACK)
+    os.makedirs(retired, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    os.rename(os.path.join(model_dir, str(current)), os.path.join(retired, f"{current}-{stamp}"))
+    return current, present[-2]
