@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(BIN)/recsys train --config configs/demo.yaml
 	$(BIN)/recsys evaluate --config configs/demo.yaml
 	$(BIN)/recsys export --config configs/demo.yaml
+	$(BIN)/recsys push --config configs/demo.yaml
 	$(BIN)/recsys evaluate --config configs/demo.yaml --diversity-sweep
 	$(BIN)/recsys recommend --config configs/demo.yaml --user u0007 --history i02193,i00285,i02467 --k 5
 	$(BIN)/recsys recommend --config configs/demo.yaml --user new-user --k 5 \

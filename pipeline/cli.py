@@ -157,12 +157,36 @@ def _cmd_export(config: Config, args: argparse.Namespace, extra: list[str]) -> N
 
     manifest = export(config)
     s = config.serving
-    base = s.base_path(config.work_dir)
+    base = s.export_path(config.work_dir)
     print(
         f"Exported {s.model_name!r} version {manifest['version']} "
         f"({manifest['catalog_items']:,} items) to {base}/{s.model_name}/{manifest['version']}\n"
+        "Next: `recsys push` (validation gate, then into serving.model_base)"
+    )
+
+
+def _cmd_push(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.push import GateFailed, push
+
+    try:
+        done = push(config)
+    except GateFailed as e:
+        print(e.result.report())  # every check, with its values; the error line follows
+        raise
+    s = config.serving
+    base = s.base_path(config.work_dir)
+    print(
+        f"{done['gate']}\nPushed {done['from']} as version {done['version']}: {done['pushed']}\n"
+        f"Served versions: {done['served_versions']}\n"
         f"Serve it: cd {base} && docker compose up   (gRPC :{s.grpc_port}, REST :{s.rest_port})"
     )
+
+
+def _cmd_rollback(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.push import rollback_served
+
+    old, now = rollback_served(config)
+    print(f"Rolled back version {old}; version {now} is served again")
 
 
 def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
@@ -236,9 +260,26 @@ _STEPS: list[tuple[str, _Handler, str, str]] = [
         _cmd_export,
         "export the model as the next TF Serving version, with deployment files",
         "Writes the trained model, the catalog index and the MMR reranker as one SavedModel "
-        "version under serving.model_base/serving.model_name/N (built beside, replayed with "
+        "version under serving.export_base/serving.model_name/N (built beside, replayed with "
         "its warmup requests, then renamed into place), plus models.config, batching.config, "
-        "monitoring.config and docker-compose.yml in serving.model_base.",
+        "monitoring.config and docker-compose.yml in serving.export_base.",
+    ),
+    (
+        "push",
+        _cmd_push,
+        "gate the newest export and push it to the served model base",
+        "Checks the newest export's evaluation metrics against gate.min_metrics and, against "
+        "the served version's, gate.max_regression; when every check passes, copies it into "
+        "serving.model_base as the next version (atomically, keeping serving.keep_versions) "
+        "and writes the deployment files there. A failing gate pushes nothing and exits 2 "
+        "with the report.",
+    ),
+    (
+        "rollback",
+        _cmd_rollback,
+        "serve the previously pushed version again",
+        "Moves the newest served version aside (into .rolled-back/), so TF Serving serves the "
+        "previous one again.",
     ),
     (
         "recommend",

@@ -25,6 +25,7 @@ __all__ = [
     "DataConfig",
     "EventFields",
     "EventsInput",
+    "GateConfig",
     "ItemFields",
     "ItemsInput",
     "ModelConfig",
@@ -379,8 +380,10 @@ class ServingConfig:
 
     Attributes:
       model_name: The model's name on the server (`/v1/models/<name>`).
-      model_base: TF Serving's model base path; versions live in `<model_base>/<model_name>/N/`.
-        `{work_dir}` is substituted.
+      model_base: TF Serving's model base path, where `recsys push` puts blessed versions:
+        `<model_base>/<model_name>/N/`. `{work_dir}` is substituted.
+      export_base: Where `recsys export` writes candidate versions (itself a model base a
+        server could watch): `<export_base>/<model_name>/N/`.
       num_candidates: Items retrieved from the catalog and ranked before MMR picks `k`.
       relevance: What the ranking stage hands to MMR: `blend` (retrieval logit + log of the
         ranking head's prediction: both models must agree), `retrieval` or `ranking` alone.
@@ -403,6 +406,7 @@ class ServingConfig:
 
     model_name: str = "recommender"
     model_base: str = "{work_dir}/serving/models"
+    export_base: str = "{work_dir}/export"
     num_candidates: int = 200
     relevance: str = "blend"
     max_k: int = 100
@@ -421,6 +425,27 @@ class ServingConfig:
     def base_path(self, work_dir: str) -> str:
         """`model_base` with `{work_dir}` substituted."""
         return self.model_base.replace("{work_dir}", work_dir)
+
+    def export_path(self, work_dir: str) -> str:
+        """`export_base` with `{work_dir}` substituted."""
+        return self.export_base.replace("{work_dir}", work_dir)
+
+
+@dataclass
+class GateConfig:
+    """The validation gate `recsys push` applies before a version is served.
+
+    Attributes:
+      min_metrics: Metric (a flat key of `metrics.json`) → absolute minimum (a maximum for
+        `rmse`).
+      max_regression: Metric → largest allowed relative drop against the served version's
+        metrics (its manifest); 0.05 allows 5% worse. The first push has no baseline.
+    """
+
+    min_metrics: dict[str, float] = field(default_factory=dict)
+    max_regression: dict[str, float] = field(
+        default_factory=lambda: {"recall@50": 0.05, "ndcg@10": 0.05}
+    )
 
 
 @dataclass
@@ -453,6 +478,7 @@ class Config:
       model: See `ModelConfig`.
       train: See `TrainConfig`.
       serving: See `ServingConfig`.
+      gate: See `GateConfig`.
       beam: See `BeamConfig`.
     """
 
@@ -464,6 +490,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
 
     def data_path(self) -> str:
@@ -795,6 +822,15 @@ def validate(config: Config) -> None:
         "must be a non-empty name without '/'",
     )
     check(bool(sv.model_base.strip()), "serving.model_base", sv.model_base, "must not be empty")
+    check(bool(sv.export_base.strip()), "serving.export_base", sv.export_base, "must not be empty")
+    check(
+        sv.export_base != sv.model_base,
+        "serving.export_base",
+        sv.export_base,
+        "must differ from serving.model_base (push copies from one to the other)",
+    )
+    for name, value in config.gate.max_regression.items():
+        check(0 <= value < 1, f"gate.max_regression.{name}", value, "must be in [0, 1)")
     for name in ("num_candidates", "max_k", "max_history", "max_candidates", "max_query_bytes"):
         value = getattr(sv, name)
         check(value >= 1, f"serving.{name}", value, "must be at least 1")

@@ -125,10 +125,10 @@ def diversity_sweep(config: Config, lambdas=LAMBDAS) -> dict[str, Any]:
     """Runs the sweep on the latest export and writes its JSON and plot under evaluation/."""
     started = time.time()
     s = config.serving
-    export_dir = latest_version(os.path.join(s.base_path(config.work_dir), s.model_name))
+    export_dir = latest_version(os.path.join(s.export_path(config.work_dir), s.model_name))
     if export_dir is None:
         raise DataError(
-            f"no export of {s.model_name!r} under {s.model_base!r}; run `recsys export`"
+            f"no export of {s.model_name!r} under {s.export_base!r}; run `recsys export`"
         )
     space = load_feature_space(config)
     loaded = tf.saved_model.load(export_dir)

@@ -1,11 +1,12 @@
 """`recsys export`: the trained model as a TF Serving version, written atomically.
 
-The version is built in a hidden sibling folder (`<model_base>/<name>/.tmp-…`; TF Serving only
+The version is built in a hidden sibling folder (`<export_base>/<name>/.tmp-…`; TF Serving only
 picks up integer-named folders), gets its warmup requests, is loaded back and every warmup
-request is replayed against it, and only then renamed to `<model_base>/<name>/<version>/`. A
+request is replayed against it, and only then renamed to `<export_base>/<name>/<version>/`. A
 crash at any point before the rename leaves no visible version. The deployment files
 (`models.config`, `batching.config`, `monitoring.config`, `docker-compose.yml`) are (re)written
-in `<model_base>`.
+in `<export_base>`, which is itself a model base a server can watch; `recsys push` copies a
+version that passes the validation gate into `serving.model_base`.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     say("export: loading the text encoder for free-text queries")
     encoder = _text_encoder(config, space)
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, encoder, s)
-    base = s.base_path(config.work_dir)
+    base = s.export_path(config.work_dir)
     model_dir = os.path.join(base, s.model_name)
     os.makedirs(model_dir, exist_ok=True)
     version = next_version(model_dir)

@@ -75,15 +75,19 @@ def _decoded(array: np.ndarray) -> np.ndarray:
 
 
 def connect(config: Config, server: str | None = None, timeout: float = 10.0):
-    """The newest export in-process (`server` None), or a REST (`http(s)://…`) or gRPC
-    (`host:port`) client of a running TF Serving."""
+    """The newest served version in-process (`server` None; the newest export when nothing is
+    pushed yet), or a REST (`http(s)://…`) or gRPC (`host:port`) client of a running TF
+    Serving."""
     name = config.serving.model_name
     if server is None:
-        path = latest_version(os.path.join(config.serving.base_path(config.work_dir), name))
+        s = config.serving
+        path = latest_version(os.path.join(s.base_path(config.work_dir), name)) or latest_version(
+            os.path.join(s.export_path(config.work_dir), name)
+        )
         if path is None:
             raise DataError(
-                f"no export of {name!r} under {config.serving.model_base!r}; run `recsys export` "
-                "or pass --server"
+                f"no version of {name!r} under {s.model_base!r} or {s.export_base!r}; run "
+                "`recsys export` (and `recsys push`), or pass --server"
             )
         return InProcessModel(path)
     if server.startswith(("http://", "https://")):

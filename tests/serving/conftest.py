@@ -29,5 +29,5 @@ def exported(prepared, tmp_path_factory):
     )
     train(config)
     manifest = export(config)
-    base = config.serving.base_path(config.work_dir)
+    base = config.serving.export_path(config.work_dir)
     return config, f"{base}/{config.serving.model_name}/{manifest['version']}"

@@ -235,7 +235,7 @@ def test_export_writes_the_deployment_files_and_a_manifest(exported):
 
 def test_a_crash_mid_export_leaves_no_visible_version(exported):
     config, _ = exported
-    model_dir = os.path.join(config.serving.base_path(config.work_dir), "recommender")
+    model_dir = os.path.join(config.serving.export_path(config.work_dir), "recommender")
     before = version_dirs(model_dir)
     seen = []
 

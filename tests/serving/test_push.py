@@ -1,0 +1,77 @@
+"""push and rollback: the gate blocks a degraded export and leaves the served versions alone;
+a blessed one becomes the next served version with the deployment files; rollback restores
+the previous one."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import DataError
+from serving.push import GateFailed, push, rollback_served, served_dir
+from serving.versions import versions
+from tests.models.conftest import small_config
+
+
+@pytest.fixture
+def staged(exported, tmp_path):
+    """A work directory whose export base holds copies of the fixture's export, with the
+    metrics each test gives them."""
+    _, path = exported
+    config = small_config(tmp_path / "work", "gate.min_metrics={recall@50: 0.2}")
+    base = os.path.join(config.serving.export_path(config.work_dir), "recommender")
+
+    def add_export(version, metrics):
+        target = os.path.join(base, str(version))
+        shutil.copytree(path, target)
+        with open(os.path.join(target, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["metrics"] = metrics
+        with open(os.path.join(target, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f)
+
+    return config, add_export
+
+
+def test_the_gate_blocks_a_degraded_export_and_rollback_restores(staged, capsys, tmp_path):
+    config, add_export = staged
+    add_export(1, {"recall@50": 0.6, "ndcg@10": 0.3})
+    first = push(config)
+    assert first["version"] == 1 and versions(served_dir(config)) == [1]
+    base = config.serving.base_path(config.work_dir)
+    for name in ("models.config", "batching.config", "monitoring.config", "docker-compose.yml"):
+        assert os.path.exists(os.path.join(base, name))
+
+    add_export(2, {"recall@50": 0.4, "ndcg@10": 0.3})  # recall@50 down by a third
+    with pytest.raises(GateFailed, match=r"recall@50 = 0\.4.*regression.*FAILED"):
+        push(config)
+    assert versions(served_dir(config)) == [1]
+
+    add_export(3, {"recall@50": 0.61, "ndcg@10": 0.31})
+    assert push(config)["version"] == 2
+    assert rollback_served(config) == (2, 1)
+    assert versions(served_dir(config)) == [1]
+
+
+def test_the_cli_reports_a_failed_gate_and_exits_2(staged, capsys, tmp_path):
+    config, add_export = staged
+    add_export(1, {"recall@50": 0.1, "ndcg@10": 0.3})  # below the absolute minimum 0.2
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["push", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "gate FAILED" in captured.err and not os.path.exists(served_dir(config))
+    assert "recall@50 = 0.1, needs at least 0.2 (minimum), short by 0.1: FAILED" in captured.out
+    assert main(["rollback", "--config", str(path)]) == 2
+    assert "previous version" in capsys.readouterr().err
+
+
+def test_push_without_an_export_or_metrics_says_what_to_run(staged, tmp_path):
+    config, add_export = staged
+    with pytest.raises(DataError, match="recsys export"):
+        push(config)
+    add_export(1, None)
+    with pytest.raises(DataError, match="recsys evaluate"):
+        push(config)
