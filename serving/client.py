@@ -48,6 +48,7 @@ __all__ = [
     "GrpcClient",
     "RestClient",
     "ServingError",
+    "decode_strings",
     "predict_request",
     "prepare_inputs",
     "recommend_request",
@@ -337,11 +338,12 @@ class GrpcClient:
 def _from_tensor_proto(name: str, proto: Any) -> Any:
     array = tf.make_ndarray(proto)
     if array.dtype == object and not name.endswith(_BYTES_SUFFIX):
-        return _decode_strings(array)
+        return decode_strings(array)
     return array
 
 
-def _decode_strings(array: np.ndarray) -> np.ndarray:
+def decode_strings(array: np.ndarray) -> np.ndarray:
+    """String outputs (bytes) as text; bytes that are not UTF-8 become U+FFFD."""
     out = np.empty(array.shape, dtype=object)
     for index, value in np.ndenumerate(array):
         out[index] = value.decode("utf-8", errors="replace")

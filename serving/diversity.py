@@ -27,7 +27,7 @@ from pipeline.errors import DataError
 from pipeline.manifest import write_json_atomic
 from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
-from serving.export import latest_version
+from serving.versions import latest_version
 
 __all__ = ["LAMBDAS", "diversity_sweep", "frontier_summary"]
 

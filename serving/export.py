@@ -29,23 +29,12 @@ from pipeline.progress import say
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing
-from serving.versions import next_version, versions
+from serving.versions import next_version
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
 
-__all__ = ["MANIFEST", "export", "latest_version", "version_dirs", "warmup_examples"]
+__all__ = ["MANIFEST", "export", "warmup_examples"]
 
 MANIFEST = "manifest.json"  # in the version folder, beside saved_model.pb (TF Serving ignores it)
-
-
-def version_dirs(model_dir: str) -> dict[int, str]:
-    """The versions TF Serving would see in `<model_base>/<name>`: integer-named folders."""
-    return {v: os.path.join(model_dir, str(v)) for v in versions(model_dir)}
-
-
-def latest_version(model_dir: str) -> str | None:
-    """The folder of the newest version, or None."""
-    present = versions(model_dir)
-    return os.path.join(model_dir, str(present[-1])) if present else None
 
 
 def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, Any]]:

@@ -78,6 +78,20 @@ def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     return tf.where(valid, tf.exp(tf.minimum(scores - best, 0.0)), 0.0)
 
 
+def _exclude(scores: tf.Tensor, rows: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """`scores` `[batch, catalog]` with `rows` `[batch, n]` set below every real score where
+    `mask`, so top-k never returns them."""
+    batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
+    positions = tf.stack([tf.boolean_mask(batch_index, mask), tf.boolean_mask(rows, mask)], 1)
+    return tf.tensor_scatter_nd_update(scores, positions, tf.fill([tf.shape(positions)[0]], _NEG))
+
+
+def _take(values: tf.Tensor, positions: tf.Tensor, fill) -> tf.Tensor:
+    """`values[b, positions[b, j]]`, and `fill` where a position is -1 (no pick)."""
+    taken = tf.gather(values, tf.maximum(positions, 0), batch_dims=1)
+    return tf.where(positions >= 0, taken, fill)
+
+
 class RecommenderServing(tf.Module):
     """The exported model.
 
@@ -113,9 +127,14 @@ class RecommenderServing(tf.Module):
         normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.index = tf.Variable(normalized, trainable=False, name="index")
         similarity = normalized
+        # An id outside the catalog, in the `mmr` signature: the model still embeds it (its
+        # out-of-vocabulary id); it has no text, so with text similarity it is like nothing.
+        unknown = model.candidate_embedding(tf.constant([""])).numpy()[0]
         if config.mmr_embedding == "text" and text_embeddings is not None and text_embeddings.size:
             norms = np.linalg.norm(text_embeddings, axis=1, keepdims=True)
             similarity = np.where(norms > 0, text_embeddings / np.maximum(norms, 1e-12), 0.0)
+            unknown = np.zeros(similarity.shape[1], np.float32)
+        self.unknown_similarity = tf.Variable(unknown, trainable=False, name="unknown_similarity")
         # Row 0 is for ids outside the catalog and padding: similar to nothing.
         similarity = np.concatenate([np.zeros((1, similarity.shape[1])), similarity])
         self.similarity = tf.Variable(
@@ -179,12 +198,7 @@ class RecommenderServing(tf.Module):
         )
         rows = self._rows(history_item_ids) - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
-        batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
-        positions = tf.stack([tf.boolean_mask(batch_index, seen), tf.boolean_mask(rows, seen)], 1)
-        scores = tf.tensor_scatter_nd_update(
-            scores, positions, tf.fill([tf.shape(positions)[0]], _NEG)
-        )
-        return tf.math.top_k(scores, k=count)
+        return tf.math.top_k(_exclude(scores, rows, seen), k=count)
 
     def _rank_vectors(self, query_vector, candidate_vectors):
         """Ranking scores `[batch, n]` for query vectors `[batch, dim]` and candidates
@@ -232,10 +246,19 @@ class RecommenderServing(tf.Module):
             embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
         )
         picked = positions >= 0
-        safe = tf.maximum(positions, 0)
-        picked_rows = tf.where(picked, tf.gather(rows, safe, batch_dims=1), -1)
-        picked_relevance = tf.where(picked, tf.gather(relevance, safe, batch_dims=1), 0.0)
-        return picked_rows, tf.where(picked, scores, 0.0), picked_relevance
+        return (
+            _take(rows, positions, -1),
+            tf.where(picked, scores, 0.0),
+            _take(relevance, positions, 0.0),
+        )
+
+    def _first_k(self, top, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Ids and scores of each row's first `k` of a top-k over the index ("" and 0 past a
+        row's `k` or where only excluded items are left)."""
+        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
+        keep &= top.values > _NEG / 2
+        rows = tf.where(keep, top.indices, -1)
+        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
 
     def _ids(self, rows: tf.Tensor) -> tf.Tensor:
         """Item ids of catalog rows (0-based; -1 gives "")."""
@@ -290,10 +313,7 @@ class RecommenderServing(tf.Module):
             features = self._query_features(user_id, history_item_ids, query, timestamp)
         query_vector = self._query_vector(features)
         top = self._retrieve(query_vector, history_item_ids, exclude_seen, tf.reduce_max(k))
-        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
-        keep &= top.values > _NEG / 2
-        rows = tf.where(keep, top.indices, -1)
-        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
+        return self._first_k(top, k)
 
     @tf.function(input_signature=input_specs("rank"))
     def rank(self, user_id, history_item_ids, query, timestamp, item_ids):
@@ -344,22 +364,15 @@ class RecommenderServing(tf.Module):
         with tf.control_dependencies(checks):
             rows = self._rows(item_ids) - 1
         embeddings = tf.gather(self.similarity, rows + 1)
-        if self.config.mmr_embedding == "candidate":
-            # Ids outside the catalog have no row in the index: the model still embeds them
-            # (out-of-vocabulary id); with text similarity they have no text and stay at zero.
-            outside = valid & (rows < 0)
-            embeddings = tf.where(
-                outside[..., tf.newaxis], self.model.candidate_embedding(item_ids), embeddings
-            )
+        outside = valid & (rows < 0)
+        embeddings = tf.where(outside[..., tf.newaxis], self.unknown_similarity, embeddings)
         positions, scores = mmr_select(
             embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
         )
-        picked = positions >= 0
-        safe = tf.maximum(positions, 0)
         return {
-            "item_ids": tf.where(picked, tf.gather(item_ids, safe, batch_dims=1), ""),
-            "scores": tf.where(picked, scores, 0.0),
-            "relevance": tf.where(picked, tf.gather(relevance, safe, batch_dims=1), 0.0),
+            "item_ids": _take(item_ids, positions, ""),
+            "scores": tf.where(positions >= 0, scores, 0.0),
+            "relevance": _take(relevance, positions, 0.0),
         }
 
     @tf.function(input_signature=input_specs("similar_items"))
@@ -372,18 +385,9 @@ class RecommenderServing(tf.Module):
         with tf.control_dependencies(checks):
             vectors = self.model.candidate_embedding(item_ids)
         scores = tf.matmul(vectors, self.index, transpose_b=True)
-        own = self._rows(item_ids) - 1
-        inside = own >= 0
-        positions = tf.stack(
-            [tf.boolean_mask(tf.range(batch), inside), tf.boolean_mask(own, inside)], 1
-        )
-        scores = tf.tensor_scatter_nd_update(
-            scores, positions, tf.fill([tf.shape(positions)[0]], _NEG)
-        )
-        top = tf.math.top_k(scores, k=tf.reduce_max(k))
-        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
-        rows = tf.where(keep, top.indices, -1)
-        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
+        own = (self._rows(item_ids) - 1)[:, tf.newaxis]  # an item is not similar to itself
+        top = tf.math.top_k(_exclude(scores, own, own >= 0), k=tf.reduce_max(k))
+        return self._first_k(top, k)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """The signature map for `tf.saved_model.save`."""

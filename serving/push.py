@@ -17,8 +17,8 @@ from pipeline.errors import DataError, RecsysError
 from pipeline.gate import GateResult, evaluate_gate
 from pipeline.manifest import read_json
 from serving.deploy import write_deployment
-from serving.export import MANIFEST, latest_version
-from serving.versions import push_version, rollback, versions
+from serving.export import MANIFEST
+from serving.versions import latest_version, push_version, rollback, versions
 
 __all__ = ["GateFailed", "push", "rollback_served", "served_dir"]
 

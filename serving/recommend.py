@@ -17,9 +17,9 @@ import numpy as np
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import DataError
-from serving.client import GrpcClient, RestClient, ServingError
-from serving.export import latest_version
+from serving.client import GrpcClient, RestClient, ServingError, decode_strings
 from serving.requests import prepare_inputs, recommend_request
+from serving.versions import latest_version
 
 __all__ = [
     "InProcessModel",
@@ -56,7 +56,8 @@ class InProcessModel:
                 call=f"{signature} on {self.path}",
                 status="INVALID_ARGUMENT",
             ) from None
-        return {name: _decoded(value.numpy()) for name, value in outputs.items()}
+        arrays = {name: value.numpy() for name, value in outputs.items()}
+        return {n: decode_strings(a) if a.dtype == object else a for n, a in arrays.items()}
 
 
 def assertion_message(message: str) -> str:
@@ -66,12 +67,6 @@ def assertion_message(message: str) -> str:
     if not match:
         return message.strip().splitlines()[-1] if message.strip() else message
     return re.sub(r"\] \[", "", match.group(1))
-
-
-def _decoded(array: np.ndarray) -> np.ndarray:
-    if array.dtype == object:
-        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(array)
-    return array
 
 
 def connect(config: Config, server: str | None = None, timeout: float = 10.0):

@@ -23,7 +23,14 @@ import uuid
 
 from pipeline.errors import DataError
 
-__all__ = ["ROLLED_BACK", "next_version", "push_version", "rollback", "versions"]
+__all__ = [
+    "ROLLED_BACK",
+    "latest_version",
+    "next_version",
+    "push_version",
+    "rollback",
+    "versions",
+]
 
 ROLLED_BACK = ".rolled-back"
 _INTEGER = re.compile(r"^[0-9]+$")
@@ -38,6 +45,12 @@ def versions(model_dir: str) -> list[int]:
         for n in os.listdir(model_dir)
         if _INTEGER.match(n) and os.path.isdir(os.path.join(model_dir, n))
     )
+
+
+def latest_version(model_dir: str) -> str | None:
+    """The folder of the newest version, or None."""
+    present = versions(model_dir)
+    return os.path.join(model_dir, str(present[-1])) if present else None
 
 
 def _used_numbers(model_dir: str) -> list[int]:

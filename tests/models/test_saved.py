@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.saved import save_recommender
-from models.train import build_model, load_feature_space
+from models.train import load_feature_space, load_trained_model
 from models.train import train as train_model
 from tests.models.conftest import small_config
 
@@ -37,7 +37,7 @@ def test_trained_model_reloads_in_a_fresh_process(workspace, tmp_path):
     config = small_config(work, f"text.checkpoint={checkpoint}", "train.epochs=1")
     train_model(config)
     space = load_feature_space(config)
-    model = build_model(config, space)
+    model = load_trained_model(config, space)
     items = space.catalog_ids[:3]
     inputs = {
         "user_id": [space.user_ids[0], "someone-new", space.user_ids[1]],
@@ -52,9 +52,6 @@ def test_trained_model_reloads_in_a_fresh_process(workspace, tmp_path):
         ),
         "timestamp": tf.constant(inputs["timestamp"], tf.int64),
     }
-    model.query_embedding(features)
-    model.rank(model.query_embedding(features), model.candidate_embedding(tf.constant(items)))
-    model.load_weights(str(work / "model" / "trained" / "weights")).expect_partial()
     path = str(tmp_path / "saved")
     save_recommender(model, path)
     result = subprocess.run(

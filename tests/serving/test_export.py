@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from models.train import load_feature_space
-from serving.export import export, version_dirs
+from serving.export import export
+from serving.versions import versions
 from serving.warmup import read_warmup, replay_warmup
 from tests.conftest import run_fresh_python
 
@@ -236,7 +237,7 @@ def test_export_writes_the_deployment_files_and_a_manifest(exported):
 def test_a_crash_mid_export_leaves_no_visible_version(exported):
     config, _ = exported
     model_dir = os.path.join(config.serving.export_path(config.work_dir), "recommender")
-    before = version_dirs(model_dir)
+    before = versions(model_dir)
     seen = []
 
     def crash(staging):
@@ -246,5 +247,5 @@ def test_a_crash_mid_export_leaves_no_visible_version(exported):
     with pytest.raises(RuntimeError, match="injected"):
         export(config, fail_before_publish=crash)
     assert "saved_model.pb" in seen[0]  # the crash came after the model was written
-    assert version_dirs(model_dir) == before
+    assert versions(model_dir) == before
     assert not [n for n in os.listdir(model_dir) if n.startswith(".tmp")]
