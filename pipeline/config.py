@@ -30,6 +30,7 @@ __all__ = [
     "ItemsInput",
     "ModelConfig",
     "PreprocessConfig",
+    "RunConfig",
     "SampleDataConfig",
     "ServingBatching",
     "ServingConfig",
@@ -466,6 +467,30 @@ class BeamConfig:
 
 
 @dataclass
+class RunConfig:
+    """`recsys run` and its schedule (the Airflow DAG in `pipeline/airflow_dag.py`, or cron).
+
+    Attributes:
+      sample_data: Start with the sample-data step (the demo); real data is read from
+        `data.path` as it is.
+      schedule: When the scheduler starts a run: a cron expression or a preset such as
+        `@daily`; null runs only when triggered.
+      start_date: ISO date from which the schedule counts (no catch-up of older runs).
+      retries: How many times the scheduler retries a failed step (a failed gate is not
+        retried: it fails the run).
+      retry_delay_minutes: Wait before a retry.
+      dag_id: The Airflow DAG's id; `{model_name}` becomes `serving.model_name`.
+    """
+
+    sample_data: bool = False
+    schedule: str | None = "@daily"
+    start_date: str = "2026-01-01"
+    retries: int = 2
+    retry_delay_minutes: float = 5.0
+    dag_id: str = "recsys_{model_name}"
+
+
+@dataclass
 class Config:
     """The whole configuration.
 
@@ -480,6 +505,7 @@ class Config:
       serving: See `ServingConfig`.
       gate: See `GateConfig`.
       beam: See `BeamConfig`.
+      run: See `RunConfig`.
     """
 
     work_dir: str = "work"
@@ -492,6 +518,7 @@ class Config:
     serving: ServingConfig = field(default_factory=ServingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def data_path(self) -> str:
         """`data.path` with `{work_dir}` substituted."""
@@ -884,6 +911,24 @@ def validate(config: Config) -> None:
         "must be at least 0",
     )
     choice("beam.direct_running_mode", b.direct_running_mode, RUNNING_MODES)
+
+    r = config.run
+    if r.schedule is not None:
+        check(bool(r.schedule.strip()), "run.schedule", r.schedule, "must not be empty")
+    try:
+        dt.date.fromisoformat(r.start_date)
+    except ValueError:
+        errors.append(
+            f"run.start_date must be an ISO date such as 2026-01-01 (got {r.start_date!r})"
+        )
+    check(r.retries >= 0, "run.retries", r.retries, "must be at least 0")
+    check(
+        r.retry_delay_minutes >= 0,
+        "run.retry_delay_minutes",
+        r.retry_delay_minutes,
+        "must be at least 0",
+    )
+    check(bool(r.dag_id.strip()), "run.dag_id", r.dag_id, "must not be empty")
 
     if errors:
         raise ConfigError("invalid config: " + "; ".join(errors))
