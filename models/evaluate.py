@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from models import metrics as m
 from models.features import FeatureSpace
-from models.train import load_feature_space, load_trained_model
+from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.manifest import code_version, write_json_atomic, write_text_atomic
@@ -177,6 +177,7 @@ def evaluate(config: Config) -> dict[str, Any]:
     """Evaluates the trained model and the baselines; writes metrics, report and plots."""
     started = time.time()
     space = load_feature_space(config)
+    weights_id = trained_id(config)  # before loading: the weights these metrics belong to
     model = load_trained_model(config, space)
     eval_set, dataset = _read_eval(config, space)
     say(f"evaluate: {len(eval_set.truth):,} eval events over {len(space.catalog_ids):,} items")
@@ -199,6 +200,7 @@ def evaluate(config: Config) -> dict[str, Any]:
         "eval_events": len(eval_set.truth),
         "cold_start_events": cold,
         "catalog_items": len(space.catalog_ids),
+        "trained_id": weights_id,
         "code_version": code_version(),
         "created_at": format_timestamp(int(time.time())),
         "timings": {"seconds": round(time.time() - started, 2)},

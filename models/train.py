@@ -9,6 +9,7 @@ published in `<work_dir>/model/trained/` with a manifest, only when training fin
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -77,8 +78,25 @@ def load_trained_model(config: Config, space: FeatureSpace) -> Recommender:
     if not tf.train.latest_checkpoint(os.path.dirname(weights)):
         raise DataError(f"no trained model in {os.path.dirname(weights)!r}; run `recsys train`")
     model = build_model(config, space)
-    dim = config.model.embedding_dim
-    model.query_vector(  # create the variables before loading
+    _create_variables(model, config.model.embedding_dim)
+    model.load_weights(weights).expect_partial()
+    return model
+
+
+def trained_id(config: Config) -> str | None:
+    """A fingerprint of the published weights (the SHA-256 of their manifest, which a new
+    training run always rewrites); None when nothing is published. Evaluation records it, so
+    the export can tell whether its metrics belong to the weights it serves."""
+    path = os.path.join(config.step_dir(STEP), "trained", "manifest.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _create_variables(model: Recommender, dim: int) -> None:
+    """Calls every tower once, so the model's variables exist without a training step."""
+    model.query_vector(
         {
             "user_id": tf.constant([""]),
             "history_item_ids": tf.ragged.constant([[""]]),
@@ -87,8 +105,6 @@ def load_trained_model(config: Config, space: FeatureSpace) -> Recommender:
     )
     model.candidate_vector(tf.constant([""]))
     model.rank(tf.zeros([1, dim]), tf.zeros([1, dim]))
-    model.load_weights(weights).expect_partial()
-    return model
 
 
 def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> dict[str, Any]:
@@ -137,22 +153,26 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
                 monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
             )
         )
-    history = model.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=t.epochs,
-        callbacks=all_callbacks,
-        verbose=1 if os.isatty(2) else 2,
-    )
-    losses = history.history.get("val_loss", [])
+    if t.epochs:
+        history = model.fit(
+            train_data,
+            validation_data=eval_data,
+            epochs=t.epochs,
+            callbacks=all_callbacks,
+            verbose=1 if os.isatty(2) else 2,
+        ).history
+    else:  # zero epochs: the initialized model, a floor for the validation gate
+        _create_variables(model, config.model.embedding_dim)
+        history = {}
+    losses = history.get("val_loss", [])
     manifest = {
         "step": "train",
         "code_version": code_version(),
         "created_at": format_timestamp(int(time.time())),
         "model": dict(vars(config.model)),
         "train": dict(vars(t)),
-        "epochs_run": len(history.history.get("loss", [])),
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "epochs_run": len(history.get("loss", [])),
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
         "best_val_loss": min(losses) if losses else None,
         "feature_space": {
             "users": len(space.user_ids),

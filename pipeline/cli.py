@@ -12,15 +12,20 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, RecsysError
+from pipeline.status import status_report
+from pipeline.steps import STEPS
 
 __all__ = ["main"]
 
 _BEAM_STEPS = {"preprocess", "embed-items"}
+# Steps that write under work_dir take its lock (`recsys run` takes it once for all of them).
+_WRITERS = {*STEPS, "rollback"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -165,14 +170,32 @@ def _cmd_export(config: Config, args: argparse.Namespace, extra: list[str]) -> N
     )
 
 
-def _cmd_push(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from serving.push import GateFailed, push
+def _gate_report(check: Callable[[Config], dict]) -> Callable[[Config], dict]:
+    """Runs a gated step; a failed gate prints every check with its values first (the error
+    line follows on stderr)."""
+    from pipeline.gate import GateFailed
 
-    try:
-        done = push(config)
-    except GateFailed as e:
-        print(e.result.report())  # every check, with its values; the error line follows
-        raise
+    def gated(config: Config) -> dict:
+        try:
+            return check(config)
+        except GateFailed as e:
+            print(e.result.report())
+            raise
+
+    return gated
+
+
+def _cmd_validate(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.push import blessing_path, validate
+
+    blessing = _gate_report(validate)(config)
+    print(f"{blessing['report']}\nBlessed {blessing['candidate']}: {blessing_path(config)}")
+
+
+def _cmd_push(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from serving.push import push, push_blessed
+
+    done = (push_blessed if args.blessed else _gate_report(push))(config)
     s = config.serving
     base = s.base_path(config.work_dir)
     print(
@@ -192,7 +215,7 @@ def _cmd_rollback(config: Config, args: argparse.Namespace, extra: list[str]) ->
 def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
     from serving.recommend import connect, format_recommendations, item_titles, recommend
 
-    history = [h for part in args.history for h in part.split(",") if h]
+    history = _split_list(args.history)
     if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
         raise ConfigError(f"--diversity must be in [0, 1] (got {args.diversity})")
     lam = None if args.diversity is None else 1.0 - args.diversity
@@ -204,6 +227,37 @@ def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -
     where = args.server or getattr(backend, "path", "")
     print(f"Recommendations for user {args.user!r} from {where}:")
     print(format_recommendations(results, titles))
+
+
+def _cmd_run(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    from pipeline.run import run
+
+    started = time.time()
+    steps = _split_list(args.steps) or None
+
+    def execute(name: str) -> None:
+        # push takes validate's verdict: the gate ran in its own step
+        step_args, _ = _build_parser().parse_known_args(
+            [name, "--blessed"][: 2 if name == "push" else 1]
+        )
+        step_args.handler(config, step_args, extra if name in _BEAM_STEPS else [])
+
+    records = run(config, execute, steps, args.force)
+    ran = sum(r["status"] == "succeeded" for r in records)
+    print(
+        f"\nrecsys run: {ran} step(s) run, {len(records) - ran} skipped, in "
+        f"{_duration(time.time() - started)}"
+    )
+    print(status_report(config, args.config))
+
+
+def _cmd_status(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
+    print(status_report(config, args.config))
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 _Handler = Callable[[Config, argparse.Namespace, list[str]], None]
@@ -265,14 +319,22 @@ _STEPS: list[tuple[str, _Handler, str, str]] = [
         "monitoring.config and docker-compose.yml in serving.export_base.",
     ),
     (
+        "validate",
+        _cmd_validate,
+        "run the validation gate on the newest export",
+        "Checks the newest export's evaluation metrics against gate.min_metrics and, against "
+        "the served version's, gate.max_regression, and writes the verdict to "
+        "work_dir/validation/blessing.json. A failing gate exits 3 with the report of which "
+        "metric failed and by how much.",
+    ),
+    (
         "push",
         _cmd_push,
         "gate the newest export and push it to the served model base",
-        "Checks the newest export's evaluation metrics against gate.min_metrics and, against "
-        "the served version's, gate.max_regression; when every check passes, copies it into "
-        "serving.model_base as the next version (atomically, keeping serving.keep_versions) "
-        "and writes the deployment files there. A failing gate pushes nothing and exits 2 "
-        "with the report.",
+        "Runs the validation gate (or, with --blessed, takes the last `recsys validate` "
+        "verdict); when every check passes, copies the newest export into serving.model_base "
+        "as the next version (atomically, keeping serving.keep_versions) and writes the "
+        "deployment files there. A failing gate pushes nothing and exits 3 with the report.",
     ),
     (
         "rollback",
@@ -282,6 +344,23 @@ _STEPS: list[tuple[str, _Handler, str, str]] = [
         "previous one again.",
     ),
     (
+        "run",
+        _cmd_run,
+        "run the pipeline: every step whose inputs, config or code changed",
+        "Runs sample-data (when run.sample_data is on), preprocess, embed-items, train, "
+        "evaluate, export, validate and push in order, each recording its status in "
+        "work_dir/runs/. A step whose inputs, config and code are unchanged since its last "
+        "success is skipped, so a failed run resumes at the failed step. One run per work_dir "
+        "at a time. Exits 3 when the validation gate blocks the model.",
+    ),
+    (
+        "status",
+        _cmd_status,
+        "what the last run did, what is served, and how to serve it",
+        "Prints each step's last status and time, the newest export, the served versions, "
+        "the evaluation report and the command that serves the model with TF Serving.",
+    ),
+    (
         "recommend",
         _cmd_recommend,
         "recommend for a user (in-process on the export, or against a server)",
@@ -289,6 +368,17 @@ _STEPS: list[tuple[str, _Handler, str, str]] = [
         "prints their titles, each with the history item that explains it.",
     ),
 ]
+
+
+def _add_list(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """A comma-separated list flag that may be repeated; read it with `_split_list`."""
+    parser.add_argument(
+        flag, action="append", default=[], help=f"{what} (comma-separated, repeatable)"
+    )
+
+
+def _split_list(values: list[str]) -> list[str]:
+    return [v for part in values for v in part.split(",") if v]
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -314,15 +404,17 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="NDCG@10 against ILD@10 over MMR's λ through the exported model",
     )
+    steps["push"].add_argument(
+        "--blessed",
+        action="store_true",
+        help="push what the last `recsys validate` blessed instead of running the gate again",
+    )
+    run = steps["run"]
+    _add_list(run, "--steps", "only these steps, e.g. --steps train,evaluate")
+    run.add_argument("--force", action="store_true", help="run the steps even if unchanged")
     rec = steps["recommend"]
     rec.add_argument("--user", required=True, help="user id (unknown users are fine)")
-    rec.add_argument(
-        "--history",
-        action="append",
-        default=[],
-        metavar="IDS",
-        help="recent item ids, oldest first, comma-separated (repeatable)",
-    )
+    _add_list(rec, "--history", "recent item ids, oldest first")
     rec.add_argument("--query", default="", help="free-text query")
     rec.add_argument("--k", type=int, help="number of items (default: serving.default_k)")
     rec.add_argument(
@@ -351,11 +443,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.debug else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if extra and args.command not in _BEAM_STEPS:
+    if extra and args.command not in _BEAM_STEPS | {"run"}:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         config = load_config(args.config, args.overrides)
-        args.handler(config, args, extra)
+        if args.command in _WRITERS:
+            from pipeline.lock import work_dir_lock
+
+            with work_dir_lock(config.work_dir):
+                args.handler(config, args, extra)
+        else:
+            args.handler(config, args, extra)
     except KeyboardInterrupt:
         print(f"recsys {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -365,8 +463,18 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         kind = "" if isinstance(e, RecsysError) else f"{type(e).__name__}: "
         print(f"recsys {args.command}: error: {kind}{reason}", file=sys.stderr)
-        return 2 if isinstance(e, RecsysError) else 1
+        return _exit_status(e)
     return 0
+
+
+def _exit_status(e: Exception) -> int:
+    """3: the validation gate blocked the model (schedulers fail the run without retrying);
+    2: another error the user can act on; 1: a bug."""
+    from pipeline.gate import GateFailed
+
+    if isinstance(e, GateFailed):
+        return 3
+    return 2 if isinstance(e, RecsysError) else 1
 
 
 if __name__ == "__main__":

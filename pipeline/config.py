@@ -335,7 +335,8 @@ class TrainConfig:
     """Training from the preprocess TFRecords.
 
     Attributes:
-      epochs: Most passes over the training events.
+      epochs: Most passes over the training events; 0 publishes the initialized model
+        (a floor to test the validation gate against).
       batch_size: Events per step (also the in-batch negatives of retrieval).
       learning_rate: Adam's learning rate.
       shuffle_buffer: Events shuffled together; 0 keeps file order.
@@ -832,9 +833,8 @@ def validate(config: Config) -> None:
     )
 
     tr = config.train
-    for name in ("epochs", "batch_size"):
-        value = getattr(tr, name)
-        check(value >= 1, f"train.{name}", value, "must be at least 1")
+    check(tr.epochs >= 0, "train.epochs", tr.epochs, "must be at least 0")
+    check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, "must be at least 1")
     check(tr.learning_rate > 0, "train.learning_rate", tr.learning_rate, "must be positive")
     for name in ("shuffle_buffer", "early_stopping_patience"):
         value = getattr(tr, name)

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["LOWER_IS_BETTER", "Check", "GateResult", "evaluate_gate"]
+from pipeline.errors import RecsysError
+
+__all__ = ["LOWER_IS_BETTER", "Check", "GateFailed", "GateResult", "evaluate_gate"]
 
 LOWER_IS_BETTER = frozenset({"rmse"})
 
@@ -59,6 +61,14 @@ class GateResult:
             else "against the served model"
         )
         return "\n".join([f"{head} ({base})", *(f"  {c.describe()}" for c in self.checks)])
+
+
+class GateFailed(RecsysError):
+    """The candidate failed the validation gate; the message is the gate's report."""
+
+    def __init__(self, result: GateResult):
+        super().__init__(result.report())
+        self.result = result
 
 
 def _meets(metric: str, value: float, limit: float) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.features import FeatureSpace
-from models.train import load_feature_space, load_trained_model
+from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.manifest import code_version, read_json, write_json_atomic
@@ -159,4 +159,10 @@ def _evaluation_metrics(config: Config) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     metrics = read_json(path)
+    if metrics.get("trained_id") != trained_id(config):
+        say(
+            f"export: {path} belongs to other weights than the trained model's; the export "
+            "carries no metrics (run `recsys evaluate` first for the validation gate)"
+        )
+        return None
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,39 +1,75 @@
-"""`recsys push` and `recsys rollback`: the served versions in `serving.model_base`.
+"""`recsys validate`, `recsys push` and `recsys rollback`: the served versions in
+`serving.model_base`.
 
-push = the newest export → the validation gate (its evaluation metrics, carried in the export's
-manifest, against the served version's) → copied into the model base as the next integer
-version (`serving/versions.py`: atomic, the newest `serving.keep_versions` kept) → deployment
-files written there. A version that fails the gate is not pushed: `GateFailed` carries the
-report of which metric failed and by how much, and the served versions stay as they were.
+validate = the newest export's evaluation metrics (carried in its manifest) against
+`gate.min_metrics` and, against the served version's, `gate.max_regression`. The verdict is
+written as `<work_dir>/validation/blessing.json`, naming the candidate and the baseline by the
+hash of their manifests (TFX calls this the blessing). A candidate that fails raises
+`GateFailed`, whose message is the report of which metric failed and by how much.
+
+push = the blessed candidate copied into the model base as the next integer version
+(`serving/versions.py`: atomic, the newest `serving.keep_versions` kept), then the deployment
+files. It refuses a blessing that is stale: the candidate or the served version changed since.
+`recsys push` alone runs both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.errors import DataError, RecsysError
-from pipeline.gate import GateResult, evaluate_gate
-from pipeline.manifest import read_json
+from pipeline.errors import DataError
+from pipeline.gate import GateFailed, evaluate_gate
+from pipeline.manifest import read_json, write_json_atomic
+from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.export import MANIFEST
 from serving.versions import latest_version, push_version, rollback, versions
 
-__all__ = ["GateFailed", "push", "rollback_served", "served_dir"]
-
-
-class GateFailed(RecsysError):
-    """The candidate failed the validation gate; the message is the gate's report."""
-
-    def __init__(self, result: GateResult):
-        super().__init__(result.report())
-        self.result = result
+__all__ = [
+    "GateFailed",
+    "blessing_path",
+    "candidate_dir",
+    "push",
+    "push_blessed",
+    "rollback_served",
+    "served_dir",
+    "validate",
+]
 
 
 def served_dir(config: Config) -> str:
     """`<model_base>/<model_name>`: the folder TF Serving watches."""
     return os.path.join(config.serving.base_path(config.work_dir), config.serving.model_name)
+
+
+def candidate_dir(config: Config) -> str:
+    """The newest export, the candidate for the next push.
+
+    Raises:
+      DataError: there is no export.
+    """
+    s = config.serving
+    candidate = latest_version(os.path.join(s.export_path(config.work_dir), s.model_name))
+    if candidate is None:
+        raise DataError(
+            f"no export of {s.model_name!r} under {s.export_base!r}: run `recsys export`"
+        )
+    return candidate
+
+
+def blessing_path(config: Config) -> str:
+    return os.path.join(config.step_dir("validation"), "blessing.json")
+
+
+def _manifest_id(version_dir: str | None) -> str | None:
+    if version_dir is None:
+        return None
+    with open(os.path.join(version_dir, MANIFEST), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _metrics(version_dir: str) -> dict[str, float] | None:
@@ -43,20 +79,15 @@ def _metrics(version_dir: str) -> dict[str, float] | None:
     return read_json(path).get("metrics")
 
 
-def push(config: Config) -> dict[str, Any]:
-    """Gates and pushes the newest export; returns what was done.
+def validate(config: Config) -> dict[str, Any]:
+    """Runs the gate on the newest export and writes the blessing; returns it.
 
     Raises:
       DataError: there is no export, or it carries no evaluation metrics while the gate
         needs them.
-      GateFailed: the export does not pass the gate.
+      GateFailed: the export does not pass the gate (the blessing says so too).
     """
-    s = config.serving
-    candidate = latest_version(os.path.join(s.export_path(config.work_dir), s.model_name))
-    if candidate is None:
-        raise DataError(
-            f"no export of {s.model_name!r} under {s.export_base!r}: run `recsys export`"
-        )
+    candidate = candidate_dir(config)
     metrics = _metrics(candidate) or {}
     gate = config.gate
     if not metrics and (gate.min_metrics or gate.max_regression):
@@ -67,17 +98,67 @@ def push(config: Config) -> dict[str, Any]:
     current = latest_version(served_dir(config))
     baseline = _metrics(current) if current else None
     result = evaluate_gate(metrics, gate.min_metrics, gate.max_regression, baseline)
+    blessing = {
+        "passed": result.passed,
+        "candidate": candidate,
+        "candidate_manifest_sha256": _manifest_id(candidate),
+        "baseline": current,
+        "baseline_manifest_sha256": _manifest_id(current),
+        "checks": [vars(c) for c in result.checks],
+        "report": result.report(),
+        "created_at": format_timestamp(int(time.time())),
+    }
+    write_json_atomic(blessing_path(config), blessing)
     if not result.passed:
         raise GateFailed(result)
+    return blessing
+
+
+def push_blessed(config: Config) -> dict[str, Any]:
+    """Pushes the candidate the last `validate` blessed; returns what was done.
+
+    Raises:
+      DataError: no blessing, a failed one, or one that no longer describes the newest export
+        and the served version.
+    """
+    path = blessing_path(config)
+    if not os.path.exists(path):
+        raise DataError(f"no validation result at {path!r}: run `recsys validate` first")
+    blessing = read_json(path)
+    candidate = blessing["candidate"]
+    if not blessing["passed"]:
+        raise DataError(f"{candidate!r} failed the validation gate; it is not pushed")
+    if (
+        not os.path.isdir(candidate)
+        or _manifest_id(candidate) != blessing["candidate_manifest_sha256"]
+        or candidate != candidate_dir(config)
+    ):
+        raise DataError(
+            f"the blessed export {candidate!r} is no longer the newest export: run "
+            "`recsys validate` again"
+        )
+    current = latest_version(served_dir(config))
+    if _manifest_id(current) != blessing["baseline_manifest_sha256"]:
+        raise DataError(
+            f"the served version changed since validation (now {current!r}, validated "
+            f"against {blessing['baseline']!r}): run `recsys validate` again"
+        )
+    s = config.serving
     version = push_version(candidate, served_dir(config), s.keep_versions)
     write_deployment(s.base_path(config.work_dir), s)
     return {
         "pushed": os.path.join(served_dir(config), str(version)),
         "version": version,
         "from": candidate,
-        "gate": result.report(),
+        "gate": blessing["report"],
         "served_versions": versions(served_dir(config)),
     }
+
+
+def push(config: Config) -> dict[str, Any]:
+    """`validate`, then `push_blessed`: gates and pushes the newest export."""
+    validate(config)
+    return push_blessed(config)
 
 
 def rollback_served(config: Config) -> tuple[int, int]:

@@ -55,12 +55,12 @@ def test_the_gate_blocks_a_degraded_export_and_rollback_restores(staged, capsys,
     assert versions(served_dir(config)) == [1]
 
 
-def test_the_cli_reports_a_failed_gate_and_exits_2(staged, capsys, tmp_path):
+def test_the_cli_reports_a_failed_gate_and_exits_3(staged, capsys, tmp_path):
     config, add_export = staged
     add_export(1, {"recall@50": 0.1, "ndcg@10": 0.3})  # below the absolute minimum 0.2
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config.to_dict()))
-    assert main(["push", "--config", str(path)]) == 2
+    assert main(["push", "--config", str(path)]) == 3
     captured = capsys.readouterr()
     assert "gate FAILED" in captured.err and not os.path.exists(served_dir(config))
     assert "recall@50 = 0.1, needs at least 0.2 (minimum), short by 0.1: FAILED" in captured.out
