@@ -198,9 +198,13 @@ def _cmd_push(config: Config, args: argparse.Namespace, extra: list[str]) -> Non
     done = (push_blessed if args.blessed else _gate_report(push))(config)
     s = config.serving
     base = s.base_path(config.work_dir)
+    what = (
+        f"Pushed {done['from']} as version {done['version']}: {done['pushed']}"
+        if done["new_version"]
+        else f"{done['from']} is already served as version {done['version']}"
+    )
     print(
-        f"{done['gate']}\nPushed {done['from']} as version {done['version']}: {done['pushed']}\n"
-        f"Served versions: {done['served_versions']}\n"
+        f"{done['gate']}\n{what}\nServed versions: {done['served_versions']}\n"
         f"Serve it: cd {base} && docker compose up   (gRPC :{s.grpc_port}, REST :{s.rest_port})"
     )
 

@@ -10,6 +10,8 @@ hash of their manifests (TFX calls this the blessing). A candidate that fails ra
 push = the blessed candidate copied into the model base as the next integer version
 (`serving/versions.py`: atomic, the newest `serving.keep_versions` kept), then the deployment
 files. It refuses a blessing that is stale: the candidate or the served version changed since.
+A candidate that is already the served version (validated again, e.g. after a gate change)
+is not copied a second time.
 `recsys push` alone runs both.
 """
 
@@ -144,11 +146,15 @@ def push_blessed(config: Config) -> dict[str, Any]:
             f"against {blessing['baseline']!r}): run `recsys validate` again"
         )
     s = config.serving
-    version = push_version(candidate, served_dir(config), s.keep_versions)
+    if current is not None and _manifest_id(current) == blessing["candidate_manifest_sha256"]:
+        version, pushed = int(os.path.basename(current)), False  # validated again, not new
+    else:
+        version, pushed = push_version(candidate, served_dir(config), s.keep_versions), True
     write_deployment(s.base_path(config.work_dir), s)
     return {
         "pushed": os.path.join(served_dir(config), str(version)),
         "version": version,
+        "new_version": pushed,
         "from": candidate,
         "gate": blessing["report"],
         "served_versions": versions(served_dir(config)),
