@@ -20,17 +20,12 @@ $(STAMP): setup.py constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/recsys sample-data --config configs/demo.yaml
-	$(BIN)/recsys preprocess --config configs/demo.yaml
-	$(BIN)/recsys embed-items --config configs/demo.yaml
-	$(BIN)/recsys train --config configs/demo.yaml
-	$(BIN)/recsys evaluate --config configs/demo.yaml
-	$(BIN)/recsys export --config configs/demo.yaml
-	$(BIN)/recsys push --config configs/demo.yaml
+	$(BIN)/recsys run --config configs/demo.yaml
 	$(BIN)/recsys evaluate --config configs/demo.yaml --diversity-sweep
 	$(BIN)/recsys recommend --config configs/demo.yaml --user u0007 --history i02193,i00285,i02467 --k 5
 	$(BIN)/recsys recommend --config configs/demo.yaml --user new-user --k 5 \
 	  --query "lightweight tent for a hiking trip"
+	$(BIN)/recsys status --config configs/demo.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

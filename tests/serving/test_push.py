@@ -10,7 +10,14 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import DataError
-from serving.push import GateFailed, push, rollback_served, served_dir
+from serving.push import (
+    GateFailed,
+    blessing_path,
+    push,
+    push_blessed,
+    rollback_served,
+    served_dir,
+)
 from serving.versions import versions
 from tests.models.conftest import small_config
 
@@ -75,3 +82,32 @@ def test_push_without_an_export_or_metrics_says_what_to_run(staged, tmp_path):
     add_export(1, None)
     with pytest.raises(DataError, match="recsys evaluate"):
         push(config)
+
+
+def test_push_blessed_takes_the_verdict_of_validate_and_refuses_a_stale_one(staged, tmp_path):
+    config, add_export = staged
+    add_export(1, {"recall@50": 0.6, "ndcg@10": 0.3})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["validate", "--config", str(path)]) == 0
+    with open(blessing_path(config), encoding="utf-8") as f:
+        blessing = json.load(f)
+    assert blessing["passed"] and blessing["candidate"].endswith(os.path.join("recommender", "1"))
+
+    add_export(2, {"recall@50": 0.6, "ndcg@10": 0.3})  # newer than what was validated
+    with pytest.raises(DataError, match="no longer the newest export"):
+        push_blessed(config)
+    assert main(["validate", "--config", str(path)]) == 0
+    assert main(["push", "--blessed", "--config", str(path)]) == 0
+    assert versions(served_dir(config)) == [1]
+
+    with pytest.raises(DataError, match="served version changed since validation"):
+        push_blessed(config)  # validated against no served version; now there is one
+    assert main(["validate", "--config", str(path)]) == 0  # the served one against itself
+    assert push_blessed(config)["new_version"] is False  # already served: not copied twice
+    assert versions(served_dir(config)) == [1]
+    add_export(3, {"recall@50": 0.1, "ndcg@10": 0.3})  # regression: the verdict is a failure
+    assert main(["validate", "--config", str(path)]) == 3
+    with pytest.raises(DataError, match="failed the validation gate"):
+        push_blessed(config)
+    assert versions(served_dir(config)) == [1]
