@@ -362,6 +362,65 @@ def test_a_failed_step_is_retried_and_a_blocked_gate_fails_the_run_at_once(
         assert f"fake-recsys evaluate {stream}" in log
 
 
+# A step that starts a worker of its own, then waits to be interrupted.
+_SLOW_RECSYS = """#!{python}
+import os, subprocess, sys, time
+worker = subprocess.Popen(["sleep", "120"])
+with open(os.environ["FAKE_STARTED"], "w") as f:
+    f.write(str(worker.pid))
+try:
+    time.sleep(120)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+_KILL = """
+import json, os, sys, threading, time
+from pipeline.airflow_dag import RecsysStepOperator
+
+recsys, started = sys.argv[1:]
+operator = RecsysStepOperator(task_id="train", step="train", recsys=recsys, config_path="c.yaml")
+out = {}
+
+def execute():
+    try:
+        operator.execute({})
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+
+thread = threading.Thread(target=execute)
+thread.start()
+while not os.path.exists(started) or not open(started).read():
+    time.sleep(0.05)
+operator.on_kill()  # what Airflow calls on a timeout, "mark failed" or shutdown
+thread.join(60)
+out["finished"] = not thread.is_alive()
+worker = int(open(started).read())
+try:
+    os.kill(worker, 0)
+    out["worker_alive"] = open(f"/proc/{worker}/stat").read().split()[2] != "Z"
+except ProcessLookupError:
+    out["worker_alive"] = False
+print(json.dumps(out))
+"""
+
+
+def test_killing_the_task_interrupts_the_step_and_its_workers(airflow_python, airflow_home):
+    tmp = airflow_home.parent
+    slow = tmp / "recsys"
+    slow.write_text(_SLOW_RECSYS.format(python=sys.executable))
+    slow.chmod(0o755)
+    started = tmp / "started"
+    out, _ = _run_script(
+        airflow_python, airflow_home, _KILL, slow, started, timeout=120, FAKE_STARTED=str(started)
+    )
+    assert out["finished"]
+    # SIGINT first, which `recsys` turns into exit status 130 after recording the failure.
+    assert out["error"] == "AirflowException: step train failed with exit status 130: interrupted"
+    assert not out["worker_alive"]  # the whole process group was interrupted
+
+
 _GATE_BLOCKED_DAG = """
 import os
 from pipeline.airflow_dag import build_dag
