@@ -6,8 +6,10 @@ SavedModel and loads it back, as TF Serving would. Then times, batch 1, after wa
 
 * `serving_default` (N = 200 retrieved and ranked, k = 20 after MMR) against the brute-force
   floor: the same index's matmul + top-200 alone, saved and called the same way;
-* `mmr` (N = 500, k = 50) against the NumPy reference of the tests, on the same inputs; also
-  `mmr_select` alone (the in-graph MMR without the id lookups and duplicate check).
+* `mmr` (N = 500, k = 50) against the NumPy reference of the tests, on the same inputs (the
+  export's similarity vectors of the same ids: the 384-d text embeddings projected to
+  `serving.similarity_dim` = 64 at export); also `mmr_select` alone (the in-graph MMR without
+  the id lookups and duplicate check).
 
 Each signature is timed two ways: through a `tf.compat.v1.Session` over the loaded MetaGraph,
 which is how TF Serving runs a signature (feeds in, fetches out, no Python per op), and as a

@@ -124,8 +124,10 @@ class QueryTower(tf.keras.layers.Layer):
     """Query features → query vectors `[batch, dim]`.
 
     Inputs: a dict with `user_id` (string `[batch]`), `history_item_ids` (ragged string
-    `[batch, None]`), `timestamp` (int64 `[batch]`) and, optionally, `query_text_embedding`
-    (float32 `[batch, text_dim]`, zero rows for requests without a query; absent = no queries).
+    `[batch, None]`, or dense `[batch, n]` with a bool `history_mask` `[batch, n]` that keeps
+    the history's items, in order), `timestamp` (int64 `[batch]`) and, optionally,
+    `query_text_embedding` (float32 `[batch, text_dim]`, zero rows for requests without a
+    query; absent = no queries).
 
     Args:
       space: Vocabularies.
@@ -164,13 +166,9 @@ class QueryTower(tf.keras.layers.Layer):
         self.time_projection = tf.keras.layers.Dense(dim, name="time_projection")
         self.output_layer = tf.keras.layers.Dense(dim, name="query_output")
 
-    def pool_history(
-        self, user: tf.Tensor, history: tf.RaggedTensor, item_vectors=None
-    ) -> tf.Tensor:
-        """`[batch, dim]` summary of the history; zeros for an empty history."""
-        dense_ids = history.to_tensor(default_value="")
-        mask = tf.cast(tf.sequence_mask(history.row_lengths(), tf.shape(dense_ids)[1]), user.dtype)
-        vectors = (item_vectors or self.items)(dense_ids) * mask[..., tf.newaxis]
+    def pool_history(self, user: tf.Tensor, vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """`[batch, dim]` summary of the history's item vectors `[batch, n, dim]` (zero where
+        `mask` `[batch, n]` is 0); zeros for an empty history."""
         if self.history_pooling == "mean":
             return tf.reduce_sum(vectors, axis=1) / tf.maximum(
                 tf.reduce_sum(mask, axis=1, keepdims=True), 1.0
@@ -181,15 +179,16 @@ class QueryTower(tf.keras.layers.Layer):
         weights = tf.nn.softmax(logits, axis=-1) * mask  # all-zero for an empty history
         return tf.einsum("bl,bld->bd", weights, vectors)
 
-    def last_item(self, history: tf.RaggedTensor, item_vectors=None) -> tf.Tensor:
-        """`[batch, dim]` vector of the most recent history item (zeros for an empty history):
-        the strongest signal of a session's current intent."""
-        lengths = history.row_lengths()
-        # One "" column more, so a batch where every history is empty still has a column.
-        dense = tf.pad(history.to_tensor(default_value=""), [[0, 0], [0, 1]], constant_values="")
-        last = tf.gather(dense, tf.maximum(lengths - 1, 0), batch_dims=1)
-        present = tf.cast(lengths > 0, tf.float32)[:, tf.newaxis]
-        return (item_vectors or self.items)(last) * present
+    @staticmethod
+    def last_item(vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """`[batch, dim]` vector of the most recent history item, the last one `mask` keeps
+        (zeros for an empty history): the strongest signal of a session's current intent."""
+        width = tf.shape(mask)[1]
+        positions = tf.where(mask > 0, tf.range(width)[tf.newaxis, :], -1)
+        last = tf.reduce_max(positions, axis=1)  # INT_MIN for a zero-width history
+        # One zero row more: an empty history (and a zero-width one) takes it.
+        padded = tf.pad(vectors, [[0, 0], [0, 1], [0, 0]])
+        return tf.gather(padded, tf.where(last >= 0, last, width), batch_dims=1)
 
     def query_text(self, embedding: tf.Tensor | None, user: tf.Tensor) -> tf.Tensor:
         """`[batch, dim]` projection of the free-text query embedding; zeros without a query."""
@@ -202,16 +201,27 @@ class QueryTower(tf.keras.layers.Layer):
         """`item_vectors`: ids → item-encoder vectors, for callers that hold them precomputed
         (the serving module's catalog table); the item encoder by default."""
         user = self.user_embedding(self.user_lookup(features["user_id"]))
-        history = features["history_item_ids"]
-        if not isinstance(history, tf.RaggedTensor):
-            history = tf.RaggedTensor.from_tensor(history, padding="")
-        parts = [
-            user,
-            self.pool_history(user, history, item_vectors),
-            self.last_item(history, item_vectors),
-        ]
+        ids, mask = _history(features)
+        mask = tf.cast(mask, user.dtype)
+        vectors = (item_vectors or self.items)(ids) * mask[..., tf.newaxis]
+        parts = [user, self.pool_history(user, vectors, mask), self.last_item(vectors, mask)]
         if self.items.use_text:
             parts.append(self.query_text(features.get("query_text_embedding"), user))
         if self.use_time:
             parts.append(self.time_projection(time_features(features["timestamp"])))
         return self.output_layer(tf.concat(parts, axis=-1))
+
+
+def _history(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Dense history ids `[batch, n]` and the mask of the items in them.
+
+    A dense history with its mask goes through as it is: the serving graph builds one without
+    ragged ops, which cost more per request than the pooling itself. A dense one without a mask
+    is "" padded at the end."""
+    history = features["history_item_ids"]
+    if "history_mask" in features:
+        return history, features["history_mask"]
+    if not isinstance(history, tf.RaggedTensor):
+        history = tf.RaggedTensor.from_tensor(history, padding="")
+    ids = history.to_tensor(default_value="")
+    return ids, tf.sequence_mask(history.row_lengths(), tf.shape(ids)[1])

@@ -399,6 +399,9 @@ class ServingConfig:
         embeddings: what a person sees as "alike"; an item without text is similar to nothing)
         or `candidate` (the model's item vectors, which every item has). A model trained
         without text uses `candidate`.
+      similarity_dim: Width of that similarity in the export: wider embeddings are projected
+        at export onto the directions that keep most of their cosines (MMR's cost per
+        request grows with it).
       keep_versions: Versions TF Serving keeps serving (`models.config` version policy).
       image: The TF Serving container image in `docker-compose.yml`.
       grpc_port: gRPC port of the server.
@@ -418,6 +421,7 @@ class ServingConfig:
     default_k: int = 10
     default_lambda: float = 0.9
     mmr_embedding: str = "text"
+    similarity_dim: int = 64
     keep_versions: int = 3
     image: str = "tensorflow/serving:2.20.0"
     grpc_port: int = 8500
@@ -858,7 +862,8 @@ def validate(config: Config) -> None:
     )
     for name, value in config.gate.max_regression.items():
         check(0 <= value < 1, f"gate.max_regression.{name}", value, "must be in [0, 1)")
-    for name in ("num_candidates", "max_k", "max_history", "max_candidates", "max_query_bytes"):
+    limits = ("num_candidates", "max_k", "max_history", "max_candidates", "max_query_bytes")
+    for name in (*limits, "similarity_dim"):
         value = getattr(sv, name)
         check(value >= 1, f"serving.{name}", value, "must be at least 1")
     check(

@@ -131,6 +131,8 @@ def diversity_sweep(config: Config, lambdas=LAMBDAS) -> dict[str, Any]:
             f"no export of {s.model_name!r} under {s.export_base!r}; run `recsys export`"
         )
     space = load_feature_space(config)
+    import tensorflow_text  # noqa: F401  (registers the TF Text ops, as TF Serving links them)
+
     loaded = tf.saved_model.load(export_dir)
     candidates = min(s.num_candidates, s.max_k, len(space.catalog_ids))
     index = {item.encode(): i for i, item in enumerate(space.catalog_ids)}

@@ -57,13 +57,20 @@ def _check_batch(name: str, tensor: tf.Tensor, batch: tf.Tensor) -> tf.Operation
 
 
 def first_occurrences(ids: tf.Tensor) -> tf.Tensor:
-    """`[batch, n]` bool: True where an id is not "" and did not appear earlier in its row."""
+    """`[batch, n]` bool: True where an id is not "" and did not appear earlier in its row.
+
+    A stable sort of each row's id hashes puts the copies of an id side by side, earliest
+    first: a first occurrence is an entry whose sorted neighbour before it differs. That is
+    O(n log n); comparing every pair costs n² and, at n = 500 ids in an `mmr` request, more
+    than the reranking itself."""
     hashes = tf.strings.to_hash_bucket_fast(ids, 2**62)
-    n = tf.shape(ids)[1]
-    earlier = tf.range(n)[tf.newaxis, :] < tf.range(n)[:, tf.newaxis]  # [i, j]: j before i
-    same = tf.equal(hashes[:, :, tf.newaxis], hashes[:, tf.newaxis, :])  # [b, i, j]
-    repeated = tf.reduce_any(same & earlier[tf.newaxis], axis=-1)
-    return (ids != "") & ~repeated
+    order = tf.argsort(hashes, axis=1, stable=True)
+    ordered = tf.gather(hashes, order, batch_dims=1)
+    new = tf.concat(
+        [tf.ones_like(ordered[:, :1], tf.bool), ordered[:, 1:] != ordered[:, :-1]], axis=1
+    )
+    first = tf.gather(new, tf.argsort(order, axis=1, stable=True), batch_dims=1)
+    return (ids != "") & first
 
 
 def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
@@ -78,12 +85,20 @@ def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     return tf.where(valid, tf.exp(tf.minimum(scores - best, 0.0)), 0.0)
 
 
-def _exclude(scores: tf.Tensor, rows: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """`scores` `[batch, catalog]` with `rows` `[batch, n]` set below every real score where
-    `mask`, so top-k never returns them."""
-    batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
-    positions = tf.stack([tf.boolean_mask(batch_index, mask), tf.boolean_mask(rows, mask)], 1)
-    return tf.tensor_scatter_nd_update(scores, positions, tf.fill([tf.shape(positions)[0]], _NEG))
+def _top_k_excluding(
+    scores: tf.Tensor, count, rows: tf.Tensor, mask: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Top `count` scores of `[batch, catalog]` and their rows, without `rows` `[batch, n]`
+    where `mask` (those come last, at `_NEG`, only where fewer than `count` others exist).
+
+    Of the top count + n, at most n are excluded: a second top-k over those few leaves them
+    out, cheaper than writing into the catalog-wide score row before one top-k. Ties keep the
+    lowest row first either way."""
+    width = tf.minimum(count + tf.shape(rows)[1], tf.shape(scores)[1])
+    top = tf.math.top_k(scores, k=width)
+    hit = (top.indices[:, :, tf.newaxis] == rows[:, tf.newaxis, :]) & mask[:, tf.newaxis, :]
+    kept = tf.math.top_k(tf.where(tf.reduce_any(hit, axis=2), _NEG, top.values), k=count)
+    return kept.values, tf.gather(top.indices, kept.indices, batch_dims=1)
 
 
 def _take(values: tf.Tensor, positions: tf.Tensor, fill) -> tf.Tensor:
@@ -99,7 +114,8 @@ class RecommenderServing(tf.Module):
       model: The trained recommender (weights loaded).
       catalog_ids: Every catalog item, in the model's catalog order.
       text_embeddings: `[catalog, text_dim]` text embeddings (zero rows without text), used by
-        MMR when `config.mmr_embedding` is `text`.
+        MMR and the explanations when `config.mmr_embedding` is `text`; like the candidate
+        vectors, projected to `config.similarity_dim` directions at export.
       text_encoder: The BERT encoder for free-text queries (None: queries are ignored).
       config: Serving limits and defaults.
     """
@@ -131,9 +147,11 @@ class RecommenderServing(tf.Module):
         # out-of-vocabulary id); it has no text, so with text similarity it is like nothing.
         unknown = model.candidate_embedding(tf.constant([""])).numpy()[0]
         if config.mmr_embedding == "text" and text_embeddings is not None and text_embeddings.size:
-            norms = np.linalg.norm(text_embeddings, axis=1, keepdims=True)
-            similarity = np.where(norms > 0, text_embeddings / np.maximum(norms, 1e-12), 0.0)
+            similarity = _unit_rows(text_embeddings)
             unknown = np.zeros(similarity.shape[1], np.float32)
+        basis = _principal_directions(similarity, config.similarity_dim)
+        similarity = _unit_rows(similarity @ basis)
+        unknown = _unit_rows((unknown @ basis)[np.newaxis])[0]
         self.unknown_similarity = tf.Variable(unknown, trainable=False, name="unknown_similarity")
         # Row 0 is for ids outside the catalog and padding: similar to nothing.
         similarity = np.concatenate([np.zeros((1, similarity.shape[1])), similarity])
@@ -170,9 +188,8 @@ class RecommenderServing(tf.Module):
             timestamp = tf.where(timestamp == 0, now, timestamp)
             features = {
                 "user_id": tf.identity(user_id),
-                "history_item_ids": tf.ragged.boolean_mask(
-                    history_item_ids, first_occurrences(history_item_ids)
-                ),
+                "history_item_ids": history_item_ids,
+                "history_mask": first_occurrences(history_item_ids),
                 "timestamp": timestamp,
             }
             if self.text_encoder is not None:
@@ -192,21 +209,23 @@ class RecommenderServing(tf.Module):
         return tf.cond(tf.reduce_any(present), encode, lambda: tf.zeros([tf.shape(query)[0], dim]))
 
     def _retrieve(self, query_vector, history_item_ids, exclude_seen, count):
-        """Top `count` catalog rows (0-based) and cosines for each request."""
+        """Top `count` cosines and catalog rows (0-based) for each request."""
         scores = tf.matmul(
             tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
         )
         rows = self._rows(history_item_ids) - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
-        return tf.math.top_k(_exclude(scores, rows, seen), k=count)
+        return _top_k_excluding(scores, count, rows, seen)
 
     def _rank_vectors(self, query_vector, candidate_vectors):
         """Ranking scores `[batch, n]` for query vectors `[batch, dim]` and candidates
         `[batch, n, dim]`."""
         n = tf.shape(candidate_vectors)[1]
         dim = tf.shape(query_vector)[-1]
-        queries = tf.repeat(query_vector, n, axis=0)
-        scores = self.model.rank(queries, tf.reshape(candidate_vectors, [-1, dim]))
+        queries = tf.broadcast_to(query_vector[:, tf.newaxis, :], tf.shape(candidate_vectors))
+        scores = self.model.rank(
+            tf.reshape(queries, [-1, dim]), tf.reshape(candidate_vectors, [-1, dim])
+        )
         return tf.reshape(scores, [-1, n])
 
     def _relevance(self, query_vector, rows, retrieval_scores):
@@ -222,14 +241,15 @@ class RecommenderServing(tf.Module):
             return ranked
         return logit + tf.math.log(tf.maximum(ranked, 1e-3))
 
-    def _explain(self, picked_rows, history_item_ids):
-        """For each picked item, the most similar history item and the cosine ("" and 0 when
-        the history is empty)."""
+    def _explain(self, picked_rows, history_item_ids, valid):
+        """For each picked item, the most similar history item (of those `valid` keeps) and the
+        cosine ("" and 0 when the history is empty)."""
         picked = tf.gather(self.similarity, picked_rows + 1)
         history_rows = self._rows(history_item_ids)
         history = tf.gather(self.similarity, history_rows)
-        sims = tf.einsum("bkd,bld->bkl", picked, history)
-        valid = first_occurrences(history_item_ids)
+        # Products and a sum, not a batched matmul: at k × history × d this small, the matmul
+        # kernel's fixed cost is most of the explanation's.
+        sims = tf.reduce_sum(picked[:, :, tf.newaxis, :] * history[:, tf.newaxis, :, :], axis=-1)
         sims = tf.where(valid[:, tf.newaxis, :], sims, _NEG)
         best = tf.argmax(sims, axis=-1, output_type=tf.int32)
         best_score = tf.reduce_max(sims, axis=-1)
@@ -252,13 +272,13 @@ class RecommenderServing(tf.Module):
             _take(relevance, positions, 0.0),
         )
 
-    def _first_k(self, top, k: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _first_k(self, scores, rows, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Ids and scores of each row's first `k` of a top-k over the index ("" and 0 past a
         row's `k` or where only excluded items are left)."""
-        keep = tf.range(tf.shape(top.indices)[1])[tf.newaxis, :] < k[:, tf.newaxis]
-        keep &= top.values > _NEG / 2
-        rows = tf.where(keep, top.indices, -1)
-        return {"item_ids": self._ids(rows), "scores": tf.where(keep, top.values, 0.0)}
+        keep = tf.range(tf.shape(rows)[1])[tf.newaxis, :] < k[:, tf.newaxis]
+        keep &= scores > _NEG / 2
+        rows = tf.where(keep, rows, -1)
+        return {"item_ids": self._ids(rows), "scores": tf.where(keep, scores, 0.0)}
 
     def _ids(self, rows: tf.Tensor) -> tf.Tensor:
         """Item ids of catalog rows (0-based; -1 gives "")."""
@@ -279,19 +299,19 @@ class RecommenderServing(tf.Module):
             _check_range(k, 1, limit, "k"),
             _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
         ]
-        with tf.control_dependencies(checks):
-            features = self._query_features(user_id, history_item_ids, query, timestamp)
+        features = self._query_features(user_id, history_item_ids, query, timestamp)
         query_vector = self._query_vector(features)
-        retrieved = self._retrieve(
-            query_vector, history_item_ids, exclude_seen, self.num_candidates
-        )
-        rows = retrieved.indices
-        valid = retrieved.values > _NEG / 2  # excluded items are never picked
-        relevance = relative_likelihood(
-            self._relevance(query_vector, rows, retrieved.values), valid
-        )
+        # These inputs are first used here: their checks run alongside the query tower.
+        with tf.control_dependencies(checks):
+            cosines, rows = self._retrieve(
+                query_vector, history_item_ids, exclude_seen, self.num_candidates
+            )
+        valid = cosines > _NEG / 2  # excluded items are never picked
+        relevance = relative_likelihood(self._relevance(query_vector, rows, cosines), valid)
         picked, scores, picked_relevance = self._mmr(rows, relevance, valid, k, mmr_lambda)
-        explanation, explanation_score = self._explain(picked, history_item_ids)
+        explanation, explanation_score = self._explain(
+            picked, history_item_ids, features["history_mask"]
+        )
         return {
             "item_ids": self._ids(picked),
             "scores": scores,
@@ -309,11 +329,13 @@ class RecommenderServing(tf.Module):
             _check_batch("exclude_seen", exclude_seen, batch),
             _check_range(k, 1, limit, "k"),
         ]
-        with tf.control_dependencies(checks):
-            features = self._query_features(user_id, history_item_ids, query, timestamp)
+        features = self._query_features(user_id, history_item_ids, query, timestamp)
         query_vector = self._query_vector(features)
-        top = self._retrieve(query_vector, history_item_ids, exclude_seen, tf.reduce_max(k))
-        return self._first_k(top, k)
+        with tf.control_dependencies(checks):  # k and exclude_seen are first used here
+            scores, rows = self._retrieve(
+                query_vector, history_item_ids, exclude_seen, tf.reduce_max(k)
+            )
+        return self._first_k(scores, rows, k)
 
     @tf.function(input_signature=input_specs("rank"))
     def rank(self, user_id, history_item_ids, query, timestamp, item_ids):
@@ -386,8 +408,7 @@ class RecommenderServing(tf.Module):
             vectors = self.model.candidate_embedding(item_ids)
         scores = tf.matmul(vectors, self.index, transpose_b=True)
         own = (self._rows(item_ids) - 1)[:, tf.newaxis]  # an item is not similar to itself
-        top = tf.math.top_k(_exclude(scores, own, own >= 0), k=tf.reduce_max(k))
-        return self._first_k(top, k)
+        return self._first_k(*_top_k_excluding(scores, tf.reduce_max(k), own, own >= 0), k)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """The signature map for `tf.saved_model.save`."""
@@ -398,6 +419,26 @@ class RecommenderServing(tf.Module):
             "mmr": self.mmr.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),
         }
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, float32; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+
+
+def _principal_directions(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """`[width, min(width, dim)]`: the orthonormal directions that keep most of the rows' dot
+    products (the top eigenvectors of VᵀV, not centered: cosines, not variances, are kept).
+
+    MMR's cost per request grows with the similarity's width; projecting, for example, 384-d
+    text embeddings onto 64 such directions keeps most of what makes two items alike."""
+    width = vectors.shape[1]
+    if width <= dim:
+        return np.eye(width, dtype=np.float32)
+    moments = vectors.astype(np.float64).T @ vectors.astype(np.float64)
+    _, eigenvectors = np.linalg.eigh(moments)  # ascending eigenvalues
+    return eigenvectors[:, ::-1][:, :dim].astype(np.float32)
 
 
 def _batched(fn, ids: list[str], size: int = 4096) -> np.ndarray:

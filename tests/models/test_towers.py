@@ -61,6 +61,14 @@ def test_query_vectors_for_any_history_length(pooling):
     }
     out = tower(features).numpy()
     assert out.shape == (3, 16) and np.isfinite(out).all()
+    # The same histories dense, with a mask that skips entries anywhere in a row (as the
+    # serving graph's first-occurrence mask does), and with no column at all.
+    dense = tf.constant([["a", "x", "b", ""], ["a", "", "", ""], ["cold", "a", "b", "mute"]])
+    mask = tf.constant([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]) > 0
+    masked = tower({**features, "history_item_ids": dense, "history_mask": mask}).numpy()
+    np.testing.assert_allclose(masked, out, atol=1e-6)
+    none = {"history_item_ids": tf.zeros([3, 0], tf.string), "history_mask": mask[:, :0]}
+    np.testing.assert_allclose(tower({**features, **none}).numpy()[1], out[1], atol=1e-6)
 
 
 def test_history_pooling_ignores_padding():
@@ -68,7 +76,9 @@ def test_history_pooling_ignores_padding():
     items = ItemEncoder(space, dim=8)
     tower = QueryTower(space, items, dim=8)
     user = tf.zeros([2, 8])
-    pooled = tower.pool_history(user, tf.ragged.constant([["a", "b"], []])).numpy()
+    mask = tf.constant([[1.0, 1.0], [0.0, 0.0]])
+    vectors = items(tf.constant([["a", "b"], ["", ""]])) * mask[..., tf.newaxis]
+    pooled = tower.pool_history(user, vectors, mask).numpy()
     np.testing.assert_allclose(pooled[0], items(tf.constant(["a", "b"])).numpy().mean(0), atol=1e-6)
     np.testing.assert_allclose(pooled[1], 0.0)
     with pytest.raises(ValueError, match="history_pooling"):
