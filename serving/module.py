@@ -131,6 +131,11 @@ class RecommenderServing(tf.Module):
         super().__init__()
         self.model = model
         self.text_encoder = text_encoder
+        # One function that every signature calls: BERT is traced and saved once, not once per
+        # signature that takes a query (the export's time and size were mostly that).
+        self._encode_queries = tf.function(
+            self._encode_queries_inline, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
         self.config = config
         self.catalog_size = len(catalog_ids)
         self.num_candidates = min(config.num_candidates, self.catalog_size)
@@ -196,7 +201,7 @@ class RecommenderServing(tf.Module):
                 features["query_text_embedding"] = self._encode_queries(query)
         return features
 
-    def _encode_queries(self, query: tf.Tensor) -> tf.Tensor:
+    def _encode_queries_inline(self, query: tf.Tensor) -> tf.Tensor:
         """BERT embeddings of the queries; zero rows for empty ones (BERT skipped when every
         query of the batch is empty)."""
         present = tf.strings.length(tf.strings.strip(query)) > 0
