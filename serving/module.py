@@ -131,11 +131,12 @@ class RecommenderServing(tf.Module):
         super().__init__()
         self.model = model
         self.text_encoder = text_encoder
-        # One function that every signature calls: BERT is traced and saved once, not once per
-        # signature that takes a query (the export's time and size were mostly that).
-        self._encode_queries = tf.function(
-            self._encode_queries_inline, input_signature=[tf.TensorSpec([None], tf.string)]
-        )
+        if text_encoder is not None:
+            # One function that every signature calls: BERT is traced and saved once, not once
+            # per signature that takes a query (the export's time and size were mostly that).
+            self._encode_queries = tf.function(
+                self._encode_queries_inline, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
         self.config = config
         self.catalog_size = len(catalog_ids)
         self.num_candidates = min(config.num_candidates, self.catalog_size)
