@@ -9,7 +9,6 @@ published in `<work_dir>/model/trained/` with a manifest, only when training fin
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -23,7 +22,7 @@ from models.recommender import Recommender
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import DataError
-from pipeline.manifest import code_version, publish_dir, write_json_atomic
+from pipeline.manifest import code_version, file_sha256, publish_dir, write_json_atomic
 from pipeline.progress import say
 from pipeline.reader import make_dataset
 from pipeline.timestamps import format_timestamp
@@ -90,8 +89,7 @@ def trained_id(config: Config) -> str | None:
     path = os.path.join(config.step_dir(STEP), "trained", "manifest.json")
     if not os.path.exists(path):
         return None
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return file_sha256(path)
 
 
 def _create_variables(model: Recommender, dim: int) -> None:

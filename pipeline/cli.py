@@ -241,9 +241,8 @@ def _cmd_run(config: Config, args: argparse.Namespace, extra: list[str]) -> None
 
     def execute(name: str) -> None:
         # push takes validate's verdict: the gate ran in its own step
-        step_args, _ = _build_parser().parse_known_args(
-            [name, "--blessed"][: 2 if name == "push" else 1]
-        )
+        argv = [name, "--blessed"] if name == "push" else [name]
+        step_args, _ = _build_parser().parse_known_args(argv)
         step_args.handler(config, step_args, extra if name in _BEAM_STEPS else [])
 
     records = run(config, execute, steps, args.force)

@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 
 __all__ = [
     "code_version",
+    "file_sha256",
     "fingerprint_files",
     "publish_dir",
     "read_json",
@@ -86,6 +87,15 @@ def read_json(path: str) -> Any:
         return json.loads(f.read().decode("utf-8"))
 
 
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a local file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fingerprint_files(paths: list[str]) -> list[dict[str, Any]]:
     """Path, size, modification time and (local files) SHA-256 of each input file."""
     out = []
@@ -97,10 +107,6 @@ def fingerprint_files(paths: list[str]) -> list[dict[str, Any]]:
             "mtime": meta.last_updated_in_seconds,
         }
         if "://" not in path and meta.size_in_bytes <= _HASH_LIMIT:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            entry["sha256"] = digest.hexdigest()
+            entry["sha256"] = file_sha256(path)
         out.append(entry)
     return out

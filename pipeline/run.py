@@ -36,7 +36,13 @@ from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import ConfigError, RecsysError
 from pipeline.lock import work_dir_lock
-from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
+from pipeline.manifest import (
+    code_version,
+    file_sha256,
+    fingerprint_files,
+    read_json,
+    write_json_atomic,
+)
 from pipeline.progress import say
 from pipeline.steps import STEPS, steps_for
 from pipeline.timestamps import format_timestamp
@@ -157,8 +163,7 @@ def code_fingerprint() -> str:
             for name in sorted(f for f in files if f.endswith(".py") and f not in _NOT_STEPS):
                 path = os.path.join(folder, name)
                 digest.update(os.path.relpath(path, root).encode())
-                with open(path, "rb") as f:
-                    digest.update(hashlib.sha256(f.read()).digest())
+                digest.update(file_sha256(path).encode())
     return f"{code_version()}+{digest.hexdigest()[:16]}"
 
 

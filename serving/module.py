@@ -214,12 +214,13 @@ class RecommenderServing(tf.Module):
 
         return tf.cond(tf.reduce_any(present), encode, lambda: tf.zeros([tf.shape(query)[0], dim]))
 
-    def _retrieve(self, query_vector, history_item_ids, exclude_seen, count):
-        """Top `count` cosines and catalog rows (0-based) for each request."""
+    def _retrieve(self, query_vector, history_rows, exclude_seen, count):
+        """Top `count` cosines and catalog rows (0-based) for each request; `history_rows` are
+        `_rows` of the history ids."""
         scores = tf.matmul(
             tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
         )
-        rows = self._rows(history_item_ids) - 1  # -1: not in the catalog
+        rows = history_rows - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
         return _top_k_excluding(scores, count, rows, seen)
 
@@ -247,11 +248,10 @@ class RecommenderServing(tf.Module):
             return ranked
         return logit + tf.math.log(tf.maximum(ranked, 1e-3))
 
-    def _explain(self, picked_rows, history_item_ids, valid):
+    def _explain(self, picked_rows, history_rows, history_item_ids, valid):
         """For each picked item, the most similar history item (of those `valid` keeps) and the
         cosine ("" and 0 when the history is empty)."""
         picked = tf.gather(self.similarity, picked_rows + 1)
-        history_rows = self._rows(history_item_ids)
         history = tf.gather(self.similarity, history_rows)
         # Products and a sum, not a batched matmul: at k × history × d this small, the matmul
         # kernel's fixed cost is most of the explanation's.
@@ -307,16 +307,17 @@ class RecommenderServing(tf.Module):
         ]
         features = self._query_features(user_id, history_item_ids, query, timestamp)
         query_vector = self._query_vector(features)
+        history_rows = self._rows(history_item_ids)  # looked up once: retrieval and explanation
         # These inputs are first used here: their checks run alongside the query tower.
         with tf.control_dependencies(checks):
             cosines, rows = self._retrieve(
-                query_vector, history_item_ids, exclude_seen, self.num_candidates
+                query_vector, history_rows, exclude_seen, self.num_candidates
             )
         valid = cosines > _NEG / 2  # excluded items are never picked
         relevance = relative_likelihood(self._relevance(query_vector, rows, cosines), valid)
         picked, scores, picked_relevance = self._mmr(rows, relevance, valid, k, mmr_lambda)
         explanation, explanation_score = self._explain(
-            picked, history_item_ids, features["history_mask"]
+            picked, history_rows, history_item_ids, features["history_mask"]
         )
         return {
             "item_ids": self._ids(picked),
@@ -339,7 +340,7 @@ class RecommenderServing(tf.Module):
         query_vector = self._query_vector(features)
         with tf.control_dependencies(checks):  # k and exclude_seen are first used here
             scores, rows = self._retrieve(
-                query_vector, history_item_ids, exclude_seen, tf.reduce_max(k)
+                query_vector, self._rows(history_item_ids), exclude_seen, tf.reduce_max(k)
             )
         return self._first_k(scores, rows, k)
 

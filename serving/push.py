@@ -17,7 +17,6 @@ is not copied a second time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.gate import GateFailed, evaluate_gate
-from pipeline.manifest import read_json, write_json_atomic
+from pipeline.manifest import file_sha256, read_json, write_json_atomic
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.export import MANIFEST
@@ -70,8 +69,7 @@ def blessing_path(config: Config) -> str:
 def _manifest_id(version_dir: str | None) -> str | None:
     if version_dir is None:
         return None
-    with open(os.path.join(version_dir, MANIFEST), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return file_sha256(os.path.join(version_dir, MANIFEST))
 
 
 def _metrics(version_dir: str) -> dict[str, float] | None:
