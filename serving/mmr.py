@@ -21,24 +21,24 @@ Conventions (`mmr_select`):
   all of its valid candidates, then -1s.
 * A pick's score is its objective at the moment it was picked.
 
-Implementation. The work is O(k·N·d) per row, with no N×N similarity matrix, and at serving
-sizes TensorFlow's per-op overhead, not arithmetic, sets the latency; so each pick is a handful
-of ops on one [B, N] state, the objective itself:
+Implementation. At serving sizes TensorFlow's per-op overhead, not arithmetic, sets the latency,
+so each pick is as few ops as possible on one [B, N] state, the objective itself:
 
 * Since 1 − λ ≥ 0 and float rounding is monotonic, λ·rel − (1 − λ)·max_j cos(i, j) equals
-  min_j (λ·rel − (1 − λ)·cos(i, j)) exactly: after the first pick, a pick takes the minimum with
-  the objectives against the newest pick alone (one matrix-vector product).
-* A picked candidate's objective becomes a mark, a multiple of −2^100 that rises by 2^100 per
-  pick, far below every real objective (unit vectors keep those in [−1, 2]): it is never picked
-  again, and one `top_k` after the loop reads the picks back in order. Padding sits at −2^98,
-  below real objectives and above marks, so a row that runs out of valid candidates picks
-  padding, which the output masks.
+  min_j (λ·rel − (1 − λ)·cos(i, j)) exactly: a pick takes the minimum with the objectives
+  against the newest pick alone.
+* One row with few candidates (recommend's N = 200) computes those objectives against every
+  candidate up front, an [N, N] table from one matrix product: a pick is then three ops, an
+  argmax, a row gather and a minimum. The table's diagonal is a mark far below every real
+  objective (unit vectors keep those in [−1, 2]), so a picked candidate is never picked
+  again. The table costs O(N²·d), so past `_TABLE_MAX_CANDIDATES` one row takes a plain
+  matrix-vector product per pick (O(k·N·d)) and marks the pick with a one-hot term; a batch
+  of rows does the same with batched products, which share the per-op overhead.
+* Padding sits at −2^98, below real objectives and above the mark, so a row that runs out of
+  valid candidates picks padding, which the output masks.
 * The first pick (no similarity term yet) comes before the loop, whose body makes
-  U = `_UNROLL` picks: that divides the loop's own ops per pick by U. The up to U − 1 picks
-  past the last step are ignored: they come after the ones read back, and a
-  row with every candidate marked can only re-pick its latest pick, which changes nothing.
-* One row, the common request, takes plain matrix-vector products: at this size a batched
-  matmul kernel costs several times more per call.
+  U = `_UNROLL` picks and appends them to the picks so far: that divides the loop's own ops
+  per pick by U. The up to U − 1 picks past the last step are dropped.
 * Scores are recomputed after the loop from the picks alone, with a steps×steps Gram matrix.
 
 Only core ops: the stock TF Serving binary serves it, without XLA.
@@ -53,8 +53,11 @@ import tensorflow as tf
 __all__ = ["mmr_select"]
 
 _UNROLL = 10  # picks per loop iteration: 1 + 10·j picks cover the usual k = 10, 20, 50 (± 1)
-_MARK_STEP = 2.0**100  # marks are multiples of this, exact for fewer than 2^24 picks
-_PADDING = -(2.0**98)  # padding's objective: below real objectives, above every mark
+_MARK = -(2.0**100)  # a picked candidate's objective: below padding and every real objective
+_PADDING = -(2.0**98)  # padding's objective: below real objectives, above the mark
+# One row with at most this many candidates takes `_Table`: its N×N product costs less than
+# k matrix-vector products' overhead at recommend's N = 200, more at the `mmr` benchmark's 500.
+_TABLE_MAX_CANDIDATES = 256
 
 
 def mmr_select(
@@ -89,20 +92,24 @@ def mmr_select(
     steps = tf.maximum(tf.reduce_max(picks), 0)  # the max of no rows is INT_MIN
 
     def select(path: _Path) -> tuple[tf.Tensor, tf.Tensor]:
-        objective = _greedy(path, tf.where(valid, gain, _PADDING), valid, steps)
-        positions = tf.math.top_k(-objective, steps).indices  # the lowest mark first
-        return positions, _pick_scores(path.gram(positions), gain, cost, positions, steps)
+        positions = _greedy(path, tf.where(valid, gain, _PADDING), valid, steps)
+        return positions, path.scores(positions, gain, cost, steps)
 
     def select_none() -> tuple[tf.Tensor, tf.Tensor]:
         empty = tf.zeros([tf.shape(gain)[0], 0])
         return tf.cast(empty, tf.int32), empty
 
-    one_row = tf.equal(tf.shape(gain)[0], 1)
-    branch = tf.where(tf.equal(steps, 0), 0, tf.where(one_row, 1, 2))
+    rows, candidates = tf.unstack(tf.shape(gain))
+    branch = tf.where(
+        tf.equal(steps, 0),
+        0,
+        tf.where(rows > 1, 3, tf.where(candidates > _TABLE_MAX_CANDIDATES, 2, 1)),
+    )
     positions, scores = tf.switch_case(
         branch,
         [
             select_none,
+            lambda: select(_Table(embeddings, gain, cost)),
             lambda: select(_OneRow(embeddings, gain, cost)),
             lambda: select(_Rows(embeddings, gain, cost)),
         ],
@@ -130,16 +137,52 @@ class _Path(abc.ABC):
         """Each row's best position (ties to the lowest)."""
 
     @abc.abstractmethod
-    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
-        """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `mark`."""
+    def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
+        """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `_MARK`."""
 
-    @abc.abstractmethod
+    def scores(
+        self, positions: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, steps: tf.Tensor
+    ) -> tf.Tensor:
+        """Each pick's objective against the picks before it: [B, steps]."""
+        return _pick_scores(self.gram(positions), gain, cost, positions, steps)
+
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
         """Cosines between each row's picks: [B, steps, steps]."""
+        raise NotImplementedError
+
+
+class _Table(_Path):
+    """B = 1 and few candidates (recommend's N): the objectives against every candidate,
+    computed up front; a pick is an argmax, a row gather and a minimum."""
+
+    def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
+        self.table = embeddings[0]  # [N, d]
+        sim = tf.matmul(self.table, self.table, transpose_b=True)  # [N, N], a plain matmul
+        # Row j: every candidate's objective against pick j alone; j itself gets the mark.
+        after = gain - cost[0, 0] * sim
+        self.after = tf.linalg.set_diag(after, tf.fill(tf.shape(gain)[1:], _MARK))
+
+    def choose(self, objective: tf.Tensor) -> tf.Tensor:
+        # Eigen's argmax reducer keeps the lowest position on ties (the tests hold it to that).
+        return tf.math.argmax(objective, axis=1, output_type=tf.int32)
+
+    def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
+        return tf.minimum(objective, tf.gather(self.after, best))
+
+    def scores(
+        self, positions: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, steps: tf.Tensor
+    ) -> tf.Tensor:
+        # From the table: [s, t] is pick t's objective against pick s alone; no product.
+        picks = positions[0]
+        against = tf.gather(tf.gather(self.after, picks), picks, axis=1)
+        order = tf.range(steps)
+        earlier = order[:, tf.newaxis] < order[tf.newaxis, :]  # [s, t]: s picked before t
+        against = tf.reduce_min(tf.where(earlier, against, float("inf")), axis=0)
+        return tf.where(order > 0, against, tf.gather(gain[0], picks))[tf.newaxis]
 
 
 class _OneRow(_Path):
-    """B = 1, the common request: plain matrix-vector products, best is [1]."""
+    """B = 1: plain matrix-vector products, best is [1]."""
 
     def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
         self.table = embeddings[0]  # [N, d]
@@ -148,21 +191,24 @@ class _OneRow(_Path):
         self.cost = cost[0, 0]  # a scalar: no broadcasting in the loop
 
     def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        # Eigen's argmax reducer keeps the lowest position on ties (the tests hold it to that).
         return tf.math.argmax(objective, axis=1, output_type=tf.int32)
 
-    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
+    def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         sim = tf.matmul(tf.gather(self.table, best), self.table, transpose_b=True)  # [1, N]
-        marked = tf.one_hot(best, self.depth, on_value=mark, off_value=0.0)
+        marked = tf.one_hot(best, self.depth, on_value=_MARK, off_value=0.0)
         return tf.minimum(objective, self.gain - self.cost * sim + marked)
 
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
-        picked = tf.gather(self.table, positions[0])  # [steps, d]
-        return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
+        return _one_row_gram(self.table, positions)
+
+
+def _one_row_gram(table: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+    picked = tf.gather(table, positions[0])  # [steps, d]
+    return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
 
 
 class _Rows(_Path):
-    """Any B: batched products; best is [B, 1], a pick's terms are [B, 1, N]."""
+    """Any B: batched products; a pick's terms are [B, 1, N]."""
 
     def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
         self.embeddings = embeddings
@@ -171,12 +217,13 @@ class _Rows(_Path):
         self.cost = tf.broadcast_to(cost[:, :, tf.newaxis], tf.shape(self.gain))
 
     def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        return tf.math.top_k(objective, 1).indices  # top_k keeps the lowest position on ties
+        return tf.math.argmax(objective, axis=1, output_type=tf.int32)  # [B], as _OneRow's
 
-    def update(self, objective: tf.Tensor, best: tf.Tensor, mark: tf.Tensor) -> tf.Tensor:
+    def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
+        best = best[:, tf.newaxis]
         picked = tf.gather(self.embeddings, best, batch_dims=1)  # [B, 1, d]
         sim = _batch_matmul_t(picked, self.embeddings)  # [B, 1, N]
-        marked = tf.one_hot(best, self.depth, on_value=mark, off_value=0.0)
+        marked = tf.one_hot(best, self.depth, on_value=_MARK, off_value=0.0)
         return tf.minimum(objective, tf.squeeze(self.gain - self.cost * sim + marked, axis=1))
 
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
@@ -194,30 +241,30 @@ def _batch_matmul_t(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 
 
 def _greedy(path: _Path, start: tf.Tensor, valid: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
-    """Makes at least `steps` (≥ 1) picks; returns the objective with the picks marked.
+    """The first `steps` (≥ 1) picks, in order: int32 [B, steps].
 
     `start` is the first pick's objective (padding at `_PADDING`). The first pick has no
     similarity term, so its update starts from +inf (padding: `_PADDING`), not from `start`.
     """
-    first_mark = -_MARK_STEP * tf.cast(steps + _UNROLL, tf.float32)
-    ceiling = tf.where(valid, float("inf"), _PADDING)
-    objective = path.update(ceiling, path.choose(start), first_mark)
-    offsets = tf.constant([_MARK_STEP * (u + 1) for u in range(_UNROLL)])
+    first = path.choose(start)
+    objective = path.update(tf.where(valid, float("inf"), _PADDING), first)
 
-    def body(mark: tf.Tensor, objective: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        marks = tf.unstack(mark + offsets)
-        for pick_mark in marks:
-            objective = path.update(objective, path.choose(objective), pick_mark)
-        return marks[-1], objective
+    def body(objective: tf.Tensor, chosen: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        picks = []
+        for _ in range(_UNROLL):
+            best = path.choose(objective)
+            objective = path.update(objective, best)
+            picks.append(best)
+        return objective, tf.concat([chosen, tf.stack(picks, axis=1)], axis=1)
 
-    # After pick t the mark is first_mark + t·_MARK_STEP; stop once `steps` picks are made.
-    _, objective = tf.while_loop(
-        lambda mark, _: mark < -_MARK_STEP * (_UNROLL + 1),
+    _, chosen = tf.while_loop(
+        lambda _, chosen: tf.shape(chosen)[1] < steps,
         body,
-        (first_mark, objective),
+        (objective, first[:, tf.newaxis]),
+        shape_invariants=(objective.shape, tf.TensorShape([None, None])),
         parallel_iterations=1,
     )
-    return objective
+    return chosen[:, :steps]
 
 
 def _pick_scores(

@@ -33,6 +33,16 @@ from serving.signatures import input_specs
 __all__ = ["RecommenderServing"]
 
 _NEG = -1e9
+_PAIRWISE_MAX = 256  # `first_occurrences` compares every pair of ids up to this many per row
+
+
+def _assert(ok: tf.Tensor, data: list, name: str, summarize: int = 3) -> tf.Operation:
+    """Fails the request with `data` as the message unless `ok`.
+
+    The Assert op itself: `tf.debugging.Assert` wraps one with float data in a cond, which
+    costs a request about ten more graph nodes per check, whether it passes or not."""
+    data = [tf.convert_to_tensor(x) for x in data]
+    return tf.raw_ops.Assert(condition=ok, data=data, summarize=summarize, name=name)
 
 
 def _check_range(value: tf.Tensor, low, high, name: str) -> tf.Operation:
@@ -40,30 +50,30 @@ def _check_range(value: tf.Tensor, low, high, name: str) -> tf.Operation:
     low = tf.cast(low, value.dtype)
     high = tf.cast(high, value.dtype)
     ok = tf.reduce_all((value >= low) & (value <= high))
-    return tf.debugging.Assert(
-        ok,
-        [f"{name} must be in [", low, ", ", high, "]; got ", value],
-        summarize=10,
-        name="check_" + name.replace(" ", "_"),
-    )
+    message = [f"{name} must be in [", low, ", ", high, "]; got ", value]
+    return _assert(ok, message, "check_" + name.replace(" ", "_"), summarize=10)
 
 
 def _check_batch(name: str, tensor: tf.Tensor, batch: tf.Tensor) -> tf.Operation:
-    return tf.debugging.Assert(
-        tf.equal(tf.shape(tensor)[0], batch),
-        [f"{name} must have one row per request (", batch, " rows); got ", tf.shape(tensor)[0]],
-        name=f"{name}_rows",
-    )
+    rows = tf.shape(tensor)[0]
+    message = [f"{name} must have one row per request (", batch, " rows); got ", rows]
+    return _assert(tf.equal(rows, batch), message, f"{name}_rows")
 
 
-def first_occurrences(ids: tf.Tensor) -> tf.Tensor:
+def first_occurrences(ids: tf.Tensor, max_length: int) -> tf.Tensor:
     """`[batch, n]` bool: True where an id is not "" and did not appear earlier in its row.
 
-    A stable sort of each row's id hashes puts the copies of an id side by side, earliest
-    first: a first occurrence is an entry whose sorted neighbour before it differs. That is
-    O(n log n); comparing every pair costs n² and, at n = 500 ids in an `mmr` request, more
-    than the reranking itself."""
+    `max_length` is the longest row a request may send. Up to `_PAIRWISE_MAX` ids, every pair
+    of id hashes is compared (n² integer comparisons, a handful of graph nodes: a history).
+    Past that, n² costs more than the reranking itself (an `mmr` request's 500 ids), so a
+    stable sort of each row's hashes puts the copies of an id side by side, earliest first,
+    and a first occurrence is an entry whose sorted neighbour before it differs: O(n log n)."""
     hashes = tf.strings.to_hash_bucket_fast(ids, 2**62)
+    if max_length <= _PAIRWISE_MAX:
+        positions = tf.range(tf.shape(ids)[1])
+        earlier = positions[tf.newaxis, :] < positions[:, tf.newaxis]  # [i, j]: j before i
+        same = hashes[:, :, tf.newaxis] == hashes[:, tf.newaxis, :]
+        return (ids != "") & ~tf.reduce_any(same & earlier, axis=2)
     order = tf.argsort(hashes, axis=1, stable=True)
     ordered = tf.gather(hashes, order, batch_dims=1)
     new = tf.concat(
@@ -195,7 +205,7 @@ class RecommenderServing(tf.Module):
             features = {
                 "user_id": tf.identity(user_id),
                 "history_item_ids": history_item_ids,
-                "history_mask": first_occurrences(history_item_ids),
+                "history_mask": first_occurrences(history_item_ids, c.max_history),
                 "timestamp": timestamp,
             }
             if self.text_encoder is not None:
@@ -360,13 +370,13 @@ class RecommenderServing(tf.Module):
     @tf.function(input_signature=input_specs("mmr"))
     def mmr(self, item_ids, relevance, k, mmr_lambda):
         batch = tf.shape(item_ids)[0]
-        valid = first_occurrences(item_ids)
+        valid = first_occurrences(item_ids, self.config.max_candidates)
         count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
         checks = [
             _check_batch("relevance", relevance, batch),
             _check_batch("k", k, batch),
             _check_batch("mmr_lambda", mmr_lambda, batch),
-            tf.debugging.Assert(
+            _assert(
                 tf.reduce_all(tf.shape(relevance) == tf.shape(item_ids)),
                 [
                     "relevance must have the shape of item_ids ",
@@ -374,11 +384,11 @@ class RecommenderServing(tf.Module):
                     "; got ",
                     tf.shape(relevance),
                 ],
-                name="relevance_shape",
+                "relevance_shape",
             ),
             _check_range(tf.shape(item_ids)[1], 0, self.config.max_candidates, "item_ids length"),
             _check_range(k, 1, self.config.max_k, "k"),
-            tf.debugging.Assert(
+            _assert(
                 tf.reduce_all(k <= count),
                 [
                     "k must not exceed the number of distinct item_ids per row (",
@@ -386,7 +396,8 @@ class RecommenderServing(tf.Module):
                     "); got ",
                     k,
                 ],
-                name="k_candidates",
+                "k_candidates",
+                summarize=10,
             ),
             _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
         ]
