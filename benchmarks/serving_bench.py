@@ -47,6 +47,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 from models.features import FeatureSpace  # noqa: E402
 from models.recommender import Recommender  # noqa: E402
@@ -115,10 +116,12 @@ def session_call(path: str, signature: str, inputs: dict[str, np.ndarray], held:
 
 
 def signature_input_names(path: str, signature: str) -> dict[str, str]:
-    """Each input of a signature → its tensor's name in the MetaGraph."""
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    """Each input of a signature → its tensor's name in the MetaGraph (read from the
+    SavedModel's proto, without loading it)."""
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        saved.ParseFromString(file.read())
+    (meta,) = [m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags]
     return {name: info.name for name, info in meta.signature_def[signature].inputs.items()}
 
 
@@ -138,25 +141,17 @@ def feed_overhead(inputs: dict[str, np.ndarray]):
     return lambda: run(*values)
 
 
-def interleaved(pairs: dict, repeats: int, rounds: int = 8):
-    """p50 and p99 of each callable (pairs of them; None skips), in `rounds` alternating
-    rounds; each figure is the median over the rounds."""
-    first, second = {}, {}
-    for way in pairs:
-        first[way], second[way] = [], []
+def interleaved(fns: dict, repeats: int, rounds: int = 8) -> dict:
+    """p50 and p99 of each callable, timed in `rounds` alternating rounds; each figure is the
+    median over the rounds."""
+    runs = {key: [] for key in fns}
     for _ in range(rounds):
-        for way, (fn_a, fn_b) in pairs.items():
-            first[way].append(timed(fn_a, repeats // rounds))
-            if fn_b is not None:
-                second[way].append(timed(fn_b, repeats // rounds))
-
-    def median(runs):
-        return {k: float(np.median([run[k] for run in runs])) for k in runs[0]} if runs else {}
-
-    return (
-        {way: median(runs) for way, runs in first.items()},
-        {way: median(runs) for way, runs in second.items()},
-    )
+        for key, fn in fns.items():
+            runs[key].append(timed(fn, repeats // rounds))
+    return {
+        key: {k: float(np.median([run[k] for run in these])) for k in these[0]}
+        for key, these in runs.items()
+    }
 
 
 def timed(fn, repeats: int) -> dict[str, float]:
@@ -209,16 +204,17 @@ def main() -> None:
     floor_request = {"query": query.numpy()}
     model_path, floor_path = f"{folder}/model", f"{folder}/floor"
     print("timing serving_default and the floor (interleaved)", file=sys.stderr)
-    pairs = {
-        way: (
-            session_call(model_path, "serving_default", numpy_request, held=way == "server"),
-            session_call(floor_path, "retrieve", floor_request, held=way == "server"),
-        )
-        for way in ("server", "session")
-    }
-    pairs["eager"] = (lambda: recommend(**request), lambda: floor(query=query))
+    fns = {}
+    for way in ("server", "session"):
+        held = way == "server"
+        fns["recommend", way] = session_call(model_path, "serving_default", numpy_request, held)
+        fns["floor", way] = session_call(floor_path, "retrieve", floor_request, held)
+    fns["recommend", "eager"] = lambda: recommend(**request)
+    fns["floor", "eager"] = lambda: floor(query=query)
     overheads = {"recommend": feed_overhead(numpy_request), "floor": feed_overhead(floor_request)}
-    rec, flo = interleaved(pairs, args.repeats)
+    times = interleaved(fns, args.repeats)
+    rec = {way: times["recommend", way] for way in ("server", "session", "eager")}
+    flo = {way: times["floor", way] for way in ("server", "session", "eager")}
     feed = {name: timed(fn, args.repeats // 4)["p50_ms"] for name, fn in overheads.items()}
 
     n, k = 500, 50
@@ -258,7 +254,7 @@ def main() -> None:
         "select": lambda: select(*tensors),
         "reference": lambda: mmr_reference(vectors, relevance, valid, ks, lam),
     }
-    mmr_times, _ = interleaved({way: (fn, None) for way, fn in mmr_ways.items()}, args.repeats)
+    mmr_times = interleaved(mmr_ways, args.repeats)
     feed["mmr"] = timed(feed_overhead(numpy_mmr), args.repeats // 4)["p50_ms"]
     reference = mmr_times["reference"]
 

@@ -39,7 +39,8 @@ so each pick is as few ops as possible on one [B, N] state, the objective itself
 * The first pick (no similarity term yet) comes before the loop, whose body makes
   U = `_UNROLL` picks and appends them to the picks so far: that divides the loop's own ops
   per pick by U. The up to U − 1 picks past the last step are dropped.
-* Scores are recomputed after the loop from the picks alone, with a steps×steps Gram matrix.
+* Scores are recomputed after the loop from the picks alone: read from the table, or from a
+  steps×steps Gram matrix of the picks.
 
 Only core ops: the stock TF Serving binary serves it, without XLA.
 """
@@ -130,25 +131,35 @@ def _gain_and_cost(
 
 
 class _Path(abc.ABC):
-    """A pick's ops and the picks' Gram matrix, for one batch shape."""
+    """A pick's ops and the picks' scores, for one batch shape and size."""
 
-    @abc.abstractmethod
     def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        """Each row's best position (ties to the lowest)."""
+        """Each row's best position: [B]. Eigen's argmax reducer keeps the lowest position on
+        ties (the tests hold it to that)."""
+        return tf.math.argmax(objective, axis=1, output_type=tf.int32)
 
     @abc.abstractmethod
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `_MARK`."""
 
+    @abc.abstractmethod
     def scores(
         self, positions: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, steps: tf.Tensor
     ) -> tf.Tensor:
         """Each pick's objective against the picks before it: [B, steps]."""
-        return _pick_scores(self.gram(positions), gain, cost, positions, steps)
 
+
+class _Products(_Path):
+    """A path that computes cosines with products: scores from the picks' Gram matrix."""
+
+    @abc.abstractmethod
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
         """Cosines between each row's picks: [B, steps, steps]."""
-        raise NotImplementedError
+
+    def scores(
+        self, positions: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor, steps: tf.Tensor
+    ) -> tf.Tensor:
+        return _pick_scores(self.gram(positions), gain, cost, positions, steps)
 
 
 class _Table(_Path):
@@ -156,15 +167,11 @@ class _Table(_Path):
     computed up front; a pick is an argmax, a row gather and a minimum."""
 
     def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
-        self.table = embeddings[0]  # [N, d]
-        sim = tf.matmul(self.table, self.table, transpose_b=True)  # [N, N], a plain matmul
+        table = embeddings[0]  # [N, d]
+        sim = tf.matmul(table, table, transpose_b=True)  # [N, N], a plain matmul
         # Row j: every candidate's objective against pick j alone; j itself gets the mark.
         after = gain - cost[0, 0] * sim
         self.after = tf.linalg.set_diag(after, tf.fill(tf.shape(gain)[1:], _MARK))
-
-    def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        # Eigen's argmax reducer keeps the lowest position on ties (the tests hold it to that).
-        return tf.math.argmax(objective, axis=1, output_type=tf.int32)
 
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         return tf.minimum(objective, tf.gather(self.after, best))
@@ -181,7 +188,7 @@ class _Table(_Path):
         return tf.where(order > 0, against, tf.gather(gain[0], picks))[tf.newaxis]
 
 
-class _OneRow(_Path):
+class _OneRow(_Products):
     """B = 1: plain matrix-vector products, best is [1]."""
 
     def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
@@ -190,24 +197,17 @@ class _OneRow(_Path):
         self.gain = gain  # [1, N]
         self.cost = cost[0, 0]  # a scalar: no broadcasting in the loop
 
-    def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        return tf.math.argmax(objective, axis=1, output_type=tf.int32)
-
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         sim = tf.matmul(tf.gather(self.table, best), self.table, transpose_b=True)  # [1, N]
         marked = tf.one_hot(best, self.depth, on_value=_MARK, off_value=0.0)
         return tf.minimum(objective, self.gain - self.cost * sim + marked)
 
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
-        return _one_row_gram(self.table, positions)
+        picked = tf.gather(self.table, positions[0])  # [steps, d]
+        return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
 
 
-def _one_row_gram(table: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
-    picked = tf.gather(table, positions[0])  # [steps, d]
-    return tf.matmul(picked, picked, transpose_b=True)[tf.newaxis]
-
-
-class _Rows(_Path):
+class _Rows(_Products):
     """Any B: batched products; a pick's terms are [B, 1, N]."""
 
     def __init__(self, embeddings: tf.Tensor, gain: tf.Tensor, cost: tf.Tensor) -> None:
@@ -215,9 +215,6 @@ class _Rows(_Path):
         self.depth = tf.shape(gain)[1]
         self.gain = gain[:, tf.newaxis, :]
         self.cost = tf.broadcast_to(cost[:, :, tf.newaxis], tf.shape(self.gain))
-
-    def choose(self, objective: tf.Tensor) -> tf.Tensor:
-        return tf.math.argmax(objective, axis=1, output_type=tf.int32)  # [B], as _OneRow's
 
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         best = best[:, tf.newaxis]
