@@ -26,7 +26,7 @@ Each signature is timed three ways, interleaved so that the machine's drift hits
 The query text encoder is left out (no query is the common request, and the graph skips BERT
 when every query of a batch is empty).
 
-    python benchmarks/serving_bench.py [--items 100000] [--repeats 400]
+    python benchmarks/serving_bench.py [--items 100000] [--repeats 1000]
 
 Targets (issue 5): recommend ≤ 1.5× the floor; mmr ≤ 1 ms at N = 500, k = 50 and no slower
 than the NumPy reference. The last line printed is one JSON object with the figures.
@@ -141,27 +141,36 @@ def feed_overhead(inputs: dict[str, np.ndarray]):
     return lambda: run(*values)
 
 
-def interleaved(fns: dict, repeats: int, rounds: int = 8) -> dict:
-    """p50 and p99 of each callable, timed in `rounds` alternating rounds; each figure is the
-    median over the rounds."""
+def interleaved(fns: dict, repeats: int, rounds: int = 50) -> dict:
+    """p50 and p99 of each callable over `repeats` calls, made in `rounds` short rounds that
+    take turns: this machine's speed drifts by tens of percent within seconds, and short
+    alternating rounds spread the drift over every callable alike."""
+    for fn in fns.values():
+        for _ in range(20):  # warm-up
+            fn()
     runs = {key: [] for key in fns}
     for _ in range(rounds):
         for key, fn in fns.items():
-            runs[key].append(timed(fn, repeats // rounds))
-    return {
-        key: {k: float(np.median([run[k] for run in these])) for k in these[0]}
-        for key, these in runs.items()
-    }
+            runs[key].extend(call_times(fn, max(repeats // rounds, 1)))
+    return {key: percentiles(times) for key, times in runs.items()}
 
 
 def timed(fn, repeats: int) -> dict[str, float]:
     for _ in range(20):
         fn()
+    return percentiles(call_times(fn, repeats))
+
+
+def call_times(fn, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
     ms = np.array(times) * 1000.0
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
@@ -169,7 +178,7 @@ def timed(fn, repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=1000)
     args = parser.parse_args()
     tf.keras.utils.set_random_seed(0)
     space = synthetic_space(args.items, 10_000, 384)
