@@ -155,12 +155,6 @@ def interleaved(fns: dict, repeats: int, rounds: int = 50) -> dict:
     return {key: percentiles(times) for key, times in runs.items()}
 
 
-def timed(fn, repeats: int) -> dict[str, float]:
-    for _ in range(20):
-        fn()
-    return percentiles(call_times(fn, repeats))
-
-
 def call_times(fn, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -224,7 +218,7 @@ def main() -> None:
     times = interleaved(fns, args.repeats)
     rec = {way: times["recommend", way] for way in ("server", "session", "eager")}
     flo = {way: times["floor", way] for way in ("server", "session", "eager")}
-    feed = {name: timed(fn, args.repeats // 4)["p50_ms"] for name, fn in overheads.items()}
+    feed = {name: t["p50_ms"] for name, t in interleaved(overheads, args.repeats // 4).items()}
 
     n, k = 500, 50
     ids = [space.catalog_ids[i] for i in rng.choice(args.items, n, replace=False)]
@@ -264,7 +258,7 @@ def main() -> None:
         "reference": lambda: mmr_reference(vectors, relevance, valid, ks, lam),
     }
     mmr_times = interleaved(mmr_ways, args.repeats)
-    feed["mmr"] = timed(feed_overhead(numpy_mmr), args.repeats // 4)["p50_ms"]
+    feed["mmr"] = interleaved({"mmr": feed_overhead(numpy_mmr)}, args.repeats // 4)["mmr"]["p50_ms"]
     reference = mmr_times["reference"]
 
     figures = {"items": args.items}
