@@ -200,15 +200,36 @@ class QueryTower(tf.keras.layers.Layer):
     def call(self, features: dict[str, tf.Tensor], item_vectors=None) -> tf.Tensor:
         """`item_vectors`: ids → item-encoder vectors, for callers that hold them precomputed
         (the serving module's catalog table); the item encoder by default."""
-        user = self.user_embedding(self.user_lookup(features["user_id"]))
         ids, mask = _history(features)
-        mask = tf.cast(mask, user.dtype)
-        vectors = (item_vectors or self.items)(ids) * mask[..., tf.newaxis]
+        return self.encode(
+            self.user_lookup(features["user_id"]),
+            (item_vectors or self.items)(ids),
+            mask,
+            features.get("query_text_embedding"),
+            features.get("timestamp"),
+        )
+
+    def encode(
+        self,
+        user_rows: tf.Tensor,
+        history_vectors: tf.Tensor,
+        history_mask: tf.Tensor,
+        query_text_embedding: tf.Tensor | None,
+        timestamps: tf.Tensor | None,
+    ) -> tf.Tensor:
+        """The tower after its string lookups: user vocabulary rows `[batch]`, history item
+        vectors `[batch, n, dim]` with their mask `[batch, n]`, the query text embedding (or
+        None) and epoch seconds `[batch]` → query vectors `[batch, dim]`.
+
+        Numbers only, so a caller can compile it (the serving module's XLA core)."""
+        user = self.user_embedding(user_rows)
+        mask = tf.cast(history_mask, user.dtype)
+        vectors = history_vectors * mask[..., tf.newaxis]
         parts = [user, self.pool_history(user, vectors, mask), self.last_item(vectors, mask)]
         if self.items.use_text:
-            parts.append(self.query_text(features.get("query_text_embedding"), user))
+            parts.append(self.query_text(query_text_embedding, user))
         if self.use_time:
-            parts.append(self.time_projection(time_features(features["timestamp"])))
+            parts.append(self.time_projection(time_features(timestamps)))
         return self.output_layer(tf.concat(parts, axis=-1))
 
 

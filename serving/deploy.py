@@ -15,7 +15,9 @@
 * `monitoring.config`: a text `MonitoringConfig` that exposes Prometheus metrics on the REST
   port at `PROMETHEUS_PATH` (`--monitoring_config_file`).
 * `docker-compose.yml`: the official `tensorflow/serving` image with the model base mounted
-  read-only at `/models` and the gRPC and REST ports published.
+  read-only at `/models` and the gRPC and REST ports published; with `serving.xla` on, the
+  server is started with `--xla_cpu_compilation_enabled=true` (its XLA:CPU JIT is off by
+  default, and the export's compiled functions then fail at warmup).
 
 Message and field names follow TF Serving's protos: `config/model_server_config.proto`,
 `servables/tensorflow/session_bundle_config.proto` (`BatchingParameters`, whose scalar fields
@@ -127,15 +129,17 @@ def monitoring_config_text() -> str:
     )
 
 
-def server_flags() -> list[str]:
-    """The flags appended to the image's entry point (which sets the ports itself)."""
-    return [
+def server_flags(xla: bool = True) -> list[str]:
+    """The flags appended to the image's entry point (which sets the ports itself); `xla`:
+    the export compiles with XLA (`serving.xla`), which the server runs only when asked."""
+    flags = [
         f"--model_config_file={_container_path(MODELS_CONFIG)}",
         f"--model_config_file_poll_wait_seconds={POLL_WAIT_SECONDS}",
         "--enable_batching",
         f"--batching_parameters_file={_container_path(BATCHING_CONFIG)}",
         f"--monitoring_config_file={_container_path(MONITORING_CONFIG)}",
     ]
+    return [*flags, "--xla_cpu_compilation_enabled=true"] if xla else flags
 
 
 def compose_text(config: ServingConfig) -> str:
@@ -152,7 +156,7 @@ def compose_text(config: ServingConfig) -> str:
         "volumes": [
             {"type": "bind", "source": ".", "target": CONTAINER_MODEL_ROOT, "read_only": True}
         ],
-        "command": server_flags(),
+        "command": server_flags(config.xla),
         "restart": "unless-stopped",
     }
     header = (

@@ -42,7 +42,8 @@ so each pick is as few ops as possible on one [B, N] state, the objective itself
 * Scores are recomputed after the loop from the picks alone: read from the table, or from a
   steps×steps Gram matrix of the picks.
 
-Only core ops: the stock TF Serving binary serves it, without XLA.
+Only core ops: the stock TF Serving binary serves it, without XLA (`serving/mmr_compiled.py`
+makes the same picks in a form XLA compiles).
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ import abc
 
 import tensorflow as tf
 
-__all__ = ["mmr_select"]
+__all__ = ["MARK", "PADDING", "gain_and_cost", "mmr_select"]
 
 _UNROLL = 10  # picks per loop iteration: 1 + 10·j picks cover the usual k = 10, 20, 50 (± 1)
-_MARK = -(2.0**100)  # a picked candidate's objective: below padding and every real objective
-_PADDING = -(2.0**98)  # padding's objective: below real objectives, above the mark
+MARK = -(2.0**100)  # a picked candidate's objective: below padding and every real objective
+PADDING = -(2.0**98)  # padding's objective: below real objectives, above the mark
 # One row with at most this many candidates takes `_Table`: its N×N product costs less than
 # k matrix-vector products' overhead at recommend's N = 200, more at the `mmr` benchmark's 500.
 _TABLE_MAX_CANDIDATES = 256
@@ -86,14 +87,14 @@ def mmr_select(
     embeddings = tf.convert_to_tensor(embeddings, tf.float32)
     valid = tf.convert_to_tensor(valid, tf.bool)
     max_k = tf.maximum(tf.convert_to_tensor(max_k, tf.int32), 0)
-    gain, cost = _gain_and_cost(relevance, valid, lam)
+    gain, cost = gain_and_cost(relevance, valid, lam)
     n_valid = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
     k = tf.convert_to_tensor(k, tf.int32)
     picks = tf.minimum(tf.minimum(k, n_valid), max_k)  # k < 0 picks nothing, as k = 0 does
     steps = tf.maximum(tf.reduce_max(picks), 0)  # the max of no rows is INT_MIN
 
     def select(path: _Path) -> tuple[tf.Tensor, tf.Tensor]:
-        positions = _greedy(path, tf.where(valid, gain, _PADDING), valid, steps)
+        positions = _greedy(path, tf.where(valid, gain, PADDING), valid, steps)
         return positions, path.scores(positions, gain, cost, steps)
 
     def select_none() -> tuple[tf.Tensor, tf.Tensor]:
@@ -118,7 +119,7 @@ def mmr_select(
     return _pad(positions, scores, picks, max_k, steps)
 
 
-def _gain_and_cost(
+def gain_and_cost(
     relevance: tf.Tensor, valid: tf.Tensor, lam: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """λ·rel [B, N] with rel min-max normalized over the valid entries, and 1 − λ [B, 1]."""
@@ -140,7 +141,7 @@ class _Path(abc.ABC):
 
     @abc.abstractmethod
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
-        """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `_MARK`."""
+        """min(objective, λ·rel − (1 − λ)·cos(·, best)), with `best` set to `MARK`."""
 
     @abc.abstractmethod
     def scores(
@@ -171,7 +172,7 @@ class _Table(_Path):
         sim = tf.matmul(table, table, transpose_b=True)  # [N, N], a plain matmul
         # Row j: every candidate's objective against pick j alone; j itself gets the mark.
         after = gain - cost[0, 0] * sim
-        self.after = tf.linalg.set_diag(after, tf.fill(tf.shape(gain)[1:], _MARK))
+        self.after = tf.linalg.set_diag(after, tf.fill(tf.shape(gain)[1:], MARK))
 
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         return tf.minimum(objective, tf.gather(self.after, best))
@@ -199,7 +200,7 @@ class _OneRow(_Products):
 
     def update(self, objective: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
         sim = tf.matmul(tf.gather(self.table, best), self.table, transpose_b=True)  # [1, N]
-        marked = tf.one_hot(best, self.depth, on_value=_MARK, off_value=0.0)
+        marked = tf.one_hot(best, self.depth, on_value=MARK, off_value=0.0)
         return tf.minimum(objective, self.gain - self.cost * sim + marked)
 
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
@@ -220,7 +221,7 @@ class _Rows(_Products):
         best = best[:, tf.newaxis]
         picked = tf.gather(self.embeddings, best, batch_dims=1)  # [B, 1, d]
         sim = _batch_matmul_t(picked, self.embeddings)  # [B, 1, N]
-        marked = tf.one_hot(best, self.depth, on_value=_MARK, off_value=0.0)
+        marked = tf.one_hot(best, self.depth, on_value=MARK, off_value=0.0)
         return tf.minimum(objective, tf.squeeze(self.gain - self.cost * sim + marked, axis=1))
 
     def gram(self, positions: tf.Tensor) -> tf.Tensor:
@@ -240,11 +241,11 @@ def _batch_matmul_t(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 def _greedy(path: _Path, start: tf.Tensor, valid: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
     """The first `steps` (≥ 1) picks, in order: int32 [B, steps].
 
-    `start` is the first pick's objective (padding at `_PADDING`). The first pick has no
-    similarity term, so its update starts from +inf (padding: `_PADDING`), not from `start`.
+    `start` is the first pick's objective (padding at `PADDING`). The first pick has no
+    similarity term, so its update starts from +inf (padding: `PADDING`), not from `start`.
     """
     first = path.choose(start)
-    objective = path.update(tf.where(valid, float("inf"), _PADDING), first)
+    objective = path.update(tf.where(valid, float("inf"), PADDING), first)
 
     def body(objective: tf.Tensor, chosen: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         picks = []

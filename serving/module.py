@@ -14,6 +14,12 @@ element of that request's tensor (not ""), so every id list is read as "first oc
 id, "" ignored": padding then changes nothing. The one cost: a history that returns to an item
 counts it once, at its first position.
 
+With `serving.xla` (the default), recommend's and mmr's numbers after their string lookups run
+as one XLA program (`_recommend_numbers`, `_select`): the executor's few microseconds per op,
+over hundreds of small ops, were most of a request's time past retrieval. Inputs are padded to
+static shapes first (the history to `max_history`, an `mmr` row to a power of two, the batch to
+a power of two), so a server compiles a handful of programs, not one per request shape.
+
 Requests are checked in the graph: a bad `k`, `mmr_lambda`, history or query length fails with
 INVALID_ARGUMENT and a message that names the argument. Unknown user and item ids go through
 the model's out-of-vocabulary rows; an empty history ("" pads) and an empty query are normal.
@@ -28,12 +34,14 @@ from models.recommender import Recommender
 from models.text_encoder import TextEncoder
 from pipeline.config import ServingConfig
 from serving.mmr import mmr_select
+from serving.mmr_compiled import mmr_select_static
 from serving.signatures import input_specs
 
 __all__ = ["RecommenderServing"]
 
 _NEG = -1e9
 _PAIRWISE_MAX = 256  # `first_occurrences` compares every pair of ids up to this many per row
+_MIN_BUCKET = 16  # the compiled `mmr` pads a row's candidates to a power of two, at least this
 
 
 def _assert(ok: tf.Tensor, data: list, name: str, summarize: int = 3) -> tf.Operation:
@@ -68,19 +76,24 @@ def first_occurrences(ids: tf.Tensor, max_length: int) -> tf.Tensor:
     Past that, n² costs more than the reranking itself (an `mmr` request's 500 ids), so a
     stable sort of each row's hashes puts the copies of an id side by side, earliest first,
     and a first occurrence is an entry whose sorted neighbour before it differs: O(n log n)."""
-    hashes = tf.strings.to_hash_bucket_fast(ids, 2**62)
+    return first_hashes(tf.strings.to_hash_bucket_fast(ids, 2**62), ids != "", max_length)
+
+
+def first_hashes(hashes: tf.Tensor, present: tf.Tensor, max_length: int) -> tf.Tensor:
+    """`first_occurrences` from the ids' hashes `[batch, n]` and where an id is not "" (numbers
+    only: a compiled function can take it)."""
     if max_length <= _PAIRWISE_MAX:
-        positions = tf.range(tf.shape(ids)[1])
+        positions = tf.range(tf.shape(hashes)[1])
         earlier = positions[tf.newaxis, :] < positions[:, tf.newaxis]  # [i, j]: j before i
         same = hashes[:, :, tf.newaxis] == hashes[:, tf.newaxis, :]
-        return (ids != "") & ~tf.reduce_any(same & earlier, axis=2)
+        return present & ~tf.reduce_any(same & earlier, axis=2)
     order = tf.argsort(hashes, axis=1, stable=True)
     ordered = tf.gather(hashes, order, batch_dims=1)
     new = tf.concat(
         [tf.ones_like(ordered[:, :1], tf.bool), ordered[:, 1:] != ordered[:, :-1]], axis=1
     )
     first = tf.gather(new, tf.argsort(order, axis=1, stable=True), batch_dims=1)
-    return (ids != "") & first
+    return present & first
 
 
 def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
@@ -150,6 +163,10 @@ class RecommenderServing(tf.Module):
         self.config = config
         self.catalog_size = len(catalog_ids)
         self.num_candidates = min(config.num_candidates, self.catalog_size)
+        # recommend's and mmr's numbers, after their string lookups: one XLA program per input
+        # shape with `serving.xla`, executor ops otherwise (see `_compiled_inputs`).
+        self._recommend_core = tf.function(self._recommend_numbers, jit_compile=config.xla)
+        self._mmr_core = tf.function(self._mmr_numbers, jit_compile=config.xla)
         self.catalog_ids = tf.Variable(catalog_ids, dtype=tf.string, trainable=False, name="ids")
         # Row 0: what the item encoder gives an id outside the catalog.
         items = _batched(model.items, ["", *catalog_ids])
@@ -189,7 +206,9 @@ class RecommenderServing(tf.Module):
     def _query_vector(self, features):
         return self.model.query_vector(features, item_vectors=self._item_vectors)
 
-    def _query_features(self, user_id, history_item_ids, query, timestamp):
+    def _query_features(self, user_id, history_item_ids, query, timestamp, mask=True):
+        """The checked request as the query tower's features (`mask` False: without the
+        history's `history_mask`, for a caller that computes it itself)."""
         c = self.config
         batch = tf.shape(user_id)[0]
         checks = [
@@ -202,12 +221,13 @@ class RecommenderServing(tf.Module):
         with tf.control_dependencies(checks):
             now = tf.cast(tf.timestamp(), tf.int64)
             timestamp = tf.where(timestamp == 0, now, timestamp)
-            features = {
+            features = {  # identities: whatever reads them runs after the checks
                 "user_id": tf.identity(user_id),
-                "history_item_ids": history_item_ids,
-                "history_mask": first_occurrences(history_item_ids, c.max_history),
+                "history_item_ids": tf.identity(history_item_ids),
                 "timestamp": timestamp,
             }
+            if mask:
+                features["history_mask"] = first_occurrences(history_item_ids, c.max_history)
             if self.text_encoder is not None:
                 features["query_text_embedding"] = self._encode_queries(query)
         return features
@@ -224,15 +244,23 @@ class RecommenderServing(tf.Module):
 
         return tf.cond(tf.reduce_any(present), encode, lambda: tf.zeros([tf.shape(query)[0], dim]))
 
-    def _retrieve(self, query_vector, history_rows, exclude_seen, count):
+    def _retrieve(self, query_vector, history_rows, exclude_seen, count, compiled=False):
         """Top `count` cosines and catalog rows (0-based) for each request; `history_rows` are
-        `_rows` of the history ids."""
+        `_rows` of the history ids; `compiled`: the caller runs under XLA."""
         scores = tf.matmul(
             tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
         )
         rows = history_rows - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
-        return _top_k_excluding(scores, count, rows, seen)
+        if not compiled:
+            return _top_k_excluding(scores, count, rows, seen)
+        # Compiled, the score row is updated in place: the history's entries drop to `_NEG`
+        # (a scatter of n entries) before one top-k, which costs less than a wider top-k.
+        requests = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
+        entries = tf.stack([requests, tf.maximum(rows, 0)], axis=-1)
+        scores = tf.tensor_scatter_nd_min(scores, entries, tf.where(seen, _NEG, float("inf")))
+        top = tf.math.top_k(scores, k=count)
+        return top.values, top.indices
 
     def _rank_vectors(self, query_vector, candidate_vectors):
         """Ranking scores `[batch, n]` for query vectors `[batch, dim]` and candidates
@@ -258,35 +286,95 @@ class RecommenderServing(tf.Module):
             return ranked
         return logit + tf.math.log(tf.maximum(ranked, 1e-3))
 
-    def _explain(self, picked_rows, history_rows, history_item_ids, valid):
-        """For each picked item, the most similar history item (of those `valid` keeps) and the
-        cosine ("" and 0 when the history is empty)."""
+    def _explain(self, picked_rows, history_rows, valid):
+        """For each picked item, the position in the history of the most similar history item
+        (of those `valid` keeps) and the cosine (-1 and 0 when the history is empty)."""
         picked = tf.gather(self.similarity, picked_rows + 1)
         history = tf.gather(self.similarity, history_rows)
-        # Products and a sum, not a batched matmul: at k × history × d this small, the matmul
-        # kernel's fixed cost is most of the explanation's.
-        sims = tf.reduce_sum(picked[:, :, tf.newaxis, :] * history[:, tf.newaxis, :, :], axis=-1)
+        if self.config.xla:  # a dot, the cheapest form for XLA
+            sims = tf.einsum("bkd,bhd->bkh", picked, history)
+        else:  # products and a sum: at k × history × d this small, the executor's batched
+            # matmul kernel costs more than the arithmetic
+            sims = tf.reduce_sum(picked[:, :, tf.newaxis, :] * history[:, tf.newaxis], axis=-1)
         sims = tf.where(valid[:, tf.newaxis, :], sims, _NEG)
         best = tf.argmax(sims, axis=-1, output_type=tf.int32)
         best_score = tf.reduce_max(sims, axis=-1)
         has_history = tf.reduce_any(valid, axis=-1)[:, tf.newaxis]
-        ids = tf.gather(history_item_ids, best, batch_dims=1)
-        empty = tf.broadcast_to(has_history, tf.shape(best)) & (picked_rows >= 0)
-        return tf.where(empty, ids, ""), tf.where(empty, best_score, 0.0)
+        found = tf.broadcast_to(has_history, tf.shape(best)) & (picked_rows >= 0)
+        return tf.where(found, best, -1), tf.where(found, best_score, 0.0)
 
-    def _mmr(self, rows, relevance, valid, k, mmr_lambda):
-        """MMR over candidate catalog rows (-1 = padding) → picked rows (-1 pads), MMR scores
-        and the picks' relevance."""
+    def _select(self, embeddings, relevance, valid, k, mmr_lambda):
+        """MMR positions and scores: `max_k` columns when compiled (static shapes), max(k)
+        columns otherwise; callers keep the first max(k)."""
+        if self.config.xla:
+            return mmr_select_static(embeddings, relevance, valid, k, mmr_lambda, self._max_picks)
+        return mmr_select(embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k))
+
+    @property
+    def _max_picks(self) -> int:
+        return min(self.config.max_k, max(self.config.max_candidates, self.num_candidates))
+
+    def _recommend_numbers(
+        self,
+        user_rows,
+        history_rows,
+        history_hashes,
+        history_present,
+        query_embedding,
+        timestamp,
+        exclude_seen,
+        k,
+        mmr_lambda,
+    ):
+        """recommend after its string lookups: history dedupe → query tower → retrieval →
+        ranking → MMR → explanation, numbers in and out, so XLA can compile it whole.
+
+        Returns the picks' catalog rows (-1 pads), MMR scores, relevance, and the position in
+        the history of each pick's explanation (-1: none) with its cosine."""
+        history_mask = first_hashes(history_hashes, history_present, self.config.max_history)
+        query_vector = self.model.query_tower.encode(
+            user_rows,
+            tf.gather(self.item_vectors, history_rows),
+            history_mask,
+            query_embedding,
+            timestamp,
+        )
+        cosines, rows = self._retrieve(
+            query_vector, history_rows, exclude_seen, self.num_candidates, self.config.xla
+        )
+        valid = cosines > _NEG / 2  # excluded items are never picked
+        relevance = relative_likelihood(self._relevance(query_vector, rows, cosines), valid)
         embeddings = tf.gather(self.similarity, rows + 1)
-        positions, scores = mmr_select(
-            embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
-        )
-        picked = positions >= 0
+        positions, scores = self._select(embeddings, relevance, valid, k, mmr_lambda)
+        picked = _take(rows, positions, -1)
+        explanation, explanation_score = self._explain(picked, history_rows, history_mask)
         return (
-            _take(rows, positions, -1),
-            tf.where(picked, scores, 0.0),
+            picked,
+            tf.where(positions >= 0, scores, 0.0),
             _take(relevance, positions, 0.0),
+            explanation,
+            explanation_score,
         )
+
+    def _mmr_numbers(self, rows, relevance, valid, k, mmr_lambda):
+        """mmr after its lookups: the candidates' catalog rows (-1: outside the catalog) → MMR
+        positions and scores (see `_select`) and the picks' relevance."""
+        embeddings = tf.gather(self.similarity, rows + 1)
+        # An id outside the catalog still has a vector (the model's out-of-vocabulary one).
+        outside = valid & (rows < 0)
+        embeddings = tf.where(outside[..., tf.newaxis], self.unknown_similarity, embeddings)
+        positions, scores = self._select(embeddings, relevance, valid, k, mmr_lambda)
+        return positions, scores, _take(relevance, positions, 0.0)
+
+    def _compiled_inputs(self, inputs: list[tf.Tensor], batch: tf.Tensor) -> list[tf.Tensor]:
+        """With `serving.xla`, pads every `[batch, ...]` input with zero rows to the next
+        power of two: XLA compiles a program per input shape (about a second each), and
+        buckets bound those to one per power of two (warmup compiles batch 1 at load). The
+        extra rows ask for nothing (k = 0) and are cut from the outputs."""
+        if not self.config.xla:
+            return inputs
+        extra = _power_of_two_at_least(batch) - batch
+        return [tf.pad(x, [[0, extra]] + [[0, 0]] * (x.shape.rank - 1)) for x in inputs]
 
     def _first_k(self, scores, rows, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Ids and scores of each row's first `k` of a top-k over the index ("" and 0 past a
@@ -315,25 +403,52 @@ class RecommenderServing(tf.Module):
             _check_range(k, 1, limit, "k"),
             _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
         ]
-        features = self._query_features(user_id, history_item_ids, query, timestamp)
-        query_vector = self._query_vector(features)
-        history_rows = self._rows(history_item_ids)  # looked up once: retrieval and explanation
-        # These inputs are first used here: their checks run alongside the query tower.
+        features = self._query_features(user_id, history_item_ids, query, timestamp, mask=False)
+        checked = features["history_item_ids"]  # its length is checked: it pads to max_history
+        history = [
+            self._rows(checked),
+            tf.strings.to_hash_bucket_fast(checked, 2**62),
+            checked != "",
+        ]
+        if c.xla:  # one history width, not one compiled program per history length
+            width = [[0, 0], [0, c.max_history - tf.shape(checked)[1]]]
+            history = [tf.pad(x, width) for x in history]
+        inputs = [
+            self.model.query_tower.user_lookup(features["user_id"]),
+            *history,
+            features["timestamp"],
+            exclude_seen,
+            k,
+            mmr_lambda,
+        ]
+        if self.text_encoder is not None:
+            inputs.append(features["query_text_embedding"])
         with tf.control_dependencies(checks):
-            cosines, rows = self._retrieve(
-                query_vector, history_rows, exclude_seen, self.num_candidates
-            )
-        valid = cosines > _NEG / 2  # excluded items are never picked
-        relevance = relative_likelihood(self._relevance(query_vector, rows, cosines), valid)
-        picked, scores, picked_relevance = self._mmr(rows, relevance, valid, k, mmr_lambda)
-        explanation, explanation_score = self._explain(
-            picked, history_rows, history_item_ids, features["history_mask"]
+            inputs = self._compiled_inputs(inputs, batch)
+        query_embedding = inputs.pop() if self.text_encoder is not None else None
+        user_rows, history_rows, hashes, present, timestamp, exclude_seen, k_rows, lam = inputs
+        outputs = self._recommend_core(
+            user_rows,
+            history_rows,
+            hashes,
+            present,
+            query_embedding,
+            timestamp,
+            exclude_seen,
+            k_rows,
+            lam,
         )
+        picked, scores, relevance, explanation, explanation_score = (
+            x[:batch, : tf.reduce_max(k)] for x in outputs
+        )
+        # One "" column more: a pick without an explanation (-1) takes it.
+        history_ids = tf.pad(history_item_ids, [[0, 0], [0, 1]])
+        explanation = tf.where(explanation >= 0, explanation, tf.shape(history_item_ids)[1])
         return {
             "item_ids": self._ids(picked),
             "scores": scores,
-            "relevance": picked_relevance,
-            "explanation_item_ids": explanation,
+            "relevance": relevance,
+            "explanation_item_ids": tf.gather(history_ids, explanation, batch_dims=1),
             "explanation_scores": explanation_score,
         }
 
@@ -370,6 +485,7 @@ class RecommenderServing(tf.Module):
     @tf.function(input_signature=input_specs("mmr"))
     def mmr(self, item_ids, relevance, k, mmr_lambda):
         batch = tf.shape(item_ids)[0]
+        # The dedupe sorts 500 ids: the executor's sort costs less than XLA's here.
         valid = first_occurrences(item_ids, self.config.max_candidates)
         count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
         checks = [
@@ -402,17 +518,17 @@ class RecommenderServing(tf.Module):
             _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
         ]
         with tf.control_dependencies(checks):
-            rows = self._rows(item_ids) - 1
-        embeddings = tf.gather(self.similarity, rows + 1)
-        outside = valid & (rows < 0)
-        embeddings = tf.where(outside[..., tf.newaxis], self.unknown_similarity, embeddings)
-        positions, scores = mmr_select(
-            embeddings, relevance, valid, k, mmr_lambda, tf.reduce_max(k)
-        )
+            inputs = [self._rows(item_ids) - 1, tf.identity(relevance), tf.identity(valid)]
+        if self.config.xla:  # candidates padded to a power of two: few compiled programs
+            n = tf.shape(item_ids)[1]
+            pad = [[0, 0], [0, _power_of_two_at_least(n, _MIN_BUCKET) - n]]
+            inputs = [tf.pad(x, pad) for x in inputs]
+        outputs = self._mmr_core(*self._compiled_inputs([*inputs, k, mmr_lambda], batch))
+        positions, scores, picked_relevance = (x[:batch, : tf.reduce_max(k)] for x in outputs)
         return {
             "item_ids": _take(item_ids, positions, ""),
-            "scores": tf.where(positions >= 0, scores, 0.0),
-            "relevance": _take(relevance, positions, 0.0),
+            "scores": scores,
+            "relevance": picked_relevance,
         }
 
     @tf.function(input_signature=input_specs("similar_items"))
@@ -437,6 +553,13 @@ class RecommenderServing(tf.Module):
             "mmr": self.mmr.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),
         }
+
+
+def _power_of_two_at_least(n: tf.Tensor, minimum: int = 1) -> tf.Tensor:
+    """The smallest power of two ≥ max(n, minimum) (an int32 scalar)."""
+    powers = tf.constant([2**i for i in range(31)])
+    found = tf.gather(powers, tf.searchsorted(powers, tf.reshape(n, [1])))[0]
+    return tf.maximum(found, minimum)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

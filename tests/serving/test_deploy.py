@@ -206,12 +206,20 @@ def test_compose_runs_tf_serving_with_the_written_files(written):
         "--enable_batching",
         "--batching_parameters_file=/models/batching.config",
         "--monitoring_config_file=/models/monitoring.config",
+        "--xla_cpu_compilation_enabled=true",  # the export compiles with XLA by default
     ]
     # Every file a flag names exists in the folder the compose file mounts at /models.
     for flag in service["command"]:
         value = flag.partition("=")[2]
         if value.startswith("/models/"):
             assert (folder / value.removeprefix("/models/")).is_file(), flag
+
+
+def test_compose_leaves_xla_off_for_an_executor_export(tmp_path):
+    deploy.write_deployment(str(tmp_path), ServingConfig(xla=False))
+    compose = yaml.safe_load(_read(tmp_path, "docker-compose.yml"))
+    (service,) = compose["services"].values()
+    assert not [flag for flag in service["command"] if "xla" in flag]
 
 
 def test_rewrite_replaces_old_files(written):

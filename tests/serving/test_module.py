@@ -74,3 +74,49 @@ def test_the_precomputed_item_table_gives_the_models_query_vectors(exported):
     np.testing.assert_allclose(
         module._query_vector(features).numpy(), model.query_vector(features).numpy(), atol=1e-5
     )
+
+
+def test_compiled_and_executor_modules_agree(exported):
+    """`serving.xla` changes how recommend and mmr run, not what they return: batches of
+    several sizes, histories with repeats, padding and unknown ids, exclusion on and off."""
+    config, _ = exported
+    space = load_feature_space(config)
+    model = load_trained_model(config, space)
+    modules = {
+        xla: RecommenderServing(
+            model,
+            space.catalog_ids,
+            space.text_embeddings,
+            None,
+            dataclasses.replace(config.serving, xla=xla),
+        )
+        for xla in (True, False)
+    }
+    items = space.catalog_ids
+    histories = [[items[0], items[1], items[0], ""], ["unknown-item", "", "", ""], [items[5]] * 4]
+    for batch in (1, 3):
+        request = {
+            "user_id": tf.constant([space.user_ids[0], "stranger", space.user_ids[1]][:batch]),
+            "history_item_ids": tf.constant(histories[:batch]),
+            "query": tf.constant([""] * batch),
+            "timestamp": tf.constant([1_700_000_000, 0, 1_600_000_000][:batch], tf.int64),
+            "k": tf.constant([5, 3, 7][:batch]),
+            "mmr_lambda": tf.constant([0.5, 1.0, 0.0][:batch]),
+            "exclude_seen": tf.constant([True, False, True][:batch]),
+        }
+        compiled, executor = (modules[xla].recommend(**request) for xla in (True, False))
+        for name in ("item_ids", "explanation_item_ids"):
+            np.testing.assert_array_equal(compiled[name].numpy(), executor[name].numpy())
+        for name in ("scores", "relevance", "explanation_scores"):  # XLA fuses, rounds apart
+            np.testing.assert_allclose(compiled[name].numpy(), executor[name].numpy(), atol=1e-4)
+        mmr_request = {
+            "item_ids": tf.constant([items[:9], [*items[9:17], items[9]], items[3:12]][:batch]),
+            "relevance": tf.constant(np.random.default_rng(batch).random((batch, 9)), tf.float32),
+            "k": tf.constant([4, 8, 9][:batch]),
+            "mmr_lambda": tf.constant([0.3, 0.7, 1.0][:batch]),
+        }
+        compiled, executor = (modules[xla].mmr(**mmr_request) for xla in (True, False))
+        np.testing.assert_array_equal(compiled["item_ids"].numpy(), executor["item_ids"].numpy())
+        np.testing.assert_allclose(
+            compiled["scores"].numpy(), executor["scores"].numpy(), atol=1e-5
+        )

@@ -13,15 +13,17 @@ import tensorflow as tf
 proto = saved_model_pb2.SavedModel()
 with open(os.path.join(sys.argv[1], "saved_model.pb"), "rb") as f:
     proto.ParseFromString(f.read())
-ops = set()
+ops, compiled = set(), 0
 for graph in proto.meta_graphs:
     ops.update(node.op for node in graph.graph_def.node)
     for function in graph.graph_def.library.function:
         ops.update(node.op for node in function.node_def)
+        compiled += function.attr["_XlaMustCompile"].b
 core = {op for op in ops if op_def_registry.get(op) is not None}
 import tensorflow_text  # noqa: the TF Text op library, as TF Serving links it
 text = {op for op in ops - core if op_def_registry.get(op) is not None}
-print(json.dumps({"core": sorted(core), "text": sorted(text), "other": sorted(ops - core - text)}))
+other = sorted(ops - core - text)
+print(json.dumps({"core": sorted(core), "text": sorted(text), "other": other, "xla": compiled}))
 """
 
 _FORBIDDEN = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
@@ -37,3 +39,6 @@ def test_every_op_is_core_tensorflow_or_tf_text(exported):
     # The in-graph tokenizer is TF Text's; retrieval and MMR are core ops.
     assert any("Wordpiece" in op or "FastBert" in op for op in ops["text"]), ops["text"]
     assert {"TopKV2", "MatMul", "BatchMatMulV2"} & set(ops["core"])
+    # recommend's and mmr's cores are compiled (their ops are core ops too, listed above): the
+    # server needs --xla_cpu_compilation_enabled, which the written docker-compose.yml passes.
+    assert ops["xla"] >= 2
