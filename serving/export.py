@@ -124,7 +124,11 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         examples = warmup_examples(space, config)
-        write_warmup(staging, warmup_requests(s.model_name, examples))
+        logs = warmup_requests(s.model_name, examples)
+        if s.xla:  # compiled once per batch-size bucket: batch 1, the usual request, too
+            single = {name: rows[:1] for name, rows in examples["serving_default"].items()}
+            logs = warmup_requests(s.model_name, {"serving_default": single}) + logs
+        write_warmup(staging, logs)
         say("export: replaying the warmup requests against the saved model")
         replay_warmup(staging)
         manifest = {

@@ -220,6 +220,13 @@ def test_warmup_records_cover_every_signature_and_run(exported):
     names = {log.predict_log.request.model_spec.signature_name for log in logs}
     assert names == {"serving_default", "retrieve", "rank", "mmr", "similar_items"}
     assert {log.predict_log.request.model_spec.name for log in logs} == {"recommender"}
+    # recommend compiles per batch-size bucket (serving.xla): batch 1 and 2 are warmed up.
+    batches = {
+        log.predict_log.request.inputs["user_id"].tensor_shape.dim[0].size
+        for log in logs
+        if log.predict_log.request.model_spec.signature_name == "serving_default"
+    }
+    assert batches == {1, 2}
     outputs = replay_warmup(path)
     assert outputs["serving_default"]["item_ids"].shape[0] == 2
 
