@@ -15,7 +15,7 @@ id, "" ignored": padding then changes nothing. The one cost: a history that retu
 counts it once, at its first position.
 
 With `serving.xla` (the default), recommend's and mmr's numbers after their string lookups run
-as one XLA program (`_recommend_numbers`, `_select`): the executor's few microseconds per op,
+as one XLA program (`_recommend_numbers`, `_mmr_numbers`): the executor's few microseconds per op,
 over hundreds of small ops, were most of a request's time past retrieval. Inputs are padded to
 static shapes first (the history to `max_history`, an `mmr` row to a power of two, the batch to
 a power of two), so a server compiles a handful of programs, not one per request shape.
@@ -76,7 +76,12 @@ def first_occurrences(ids: tf.Tensor, max_length: int) -> tf.Tensor:
     Past that, n² costs more than the reranking itself (an `mmr` request's 500 ids), so a
     stable sort of each row's hashes puts the copies of an id side by side, earliest first,
     and a first occurrence is an entry whose sorted neighbour before it differs: O(n log n)."""
-    return first_hashes(tf.strings.to_hash_bucket_fast(ids, 2**62), ids != "", max_length)
+    return first_hashes(id_hashes(ids), ids != "", max_length)
+
+
+def id_hashes(ids: tf.Tensor) -> tf.Tensor:
+    """int64 hashes of string ids, the keys `first_hashes` compares."""
+    return tf.strings.to_hash_bucket_fast(ids, 2**62)
 
 
 def first_hashes(hashes: tf.Tensor, present: tf.Tensor, max_length: int) -> tf.Tensor:
@@ -407,7 +412,7 @@ class RecommenderServing(tf.Module):
         checked = features["history_item_ids"]  # its length is checked: it pads to max_history
         history = [
             self._rows(checked),
-            tf.strings.to_hash_bucket_fast(checked, 2**62),
+            id_hashes(checked),
             checked != "",
         ]
         if c.xla:  # one history width, not one compiled program per history length
