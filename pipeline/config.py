@@ -312,6 +312,8 @@ class ModelConfig:
       ranking_negatives: In-batch negatives (label 0) per positive for the ranking loss; `null`
         (default) picks 1 for implicit feedback (every label equal) and 0 for ratings.
       cross_layers: DCN-v2 cross layers of the ranking head.
+      cross_projection_dim: Rank of each cross layer's weight matrix (DCN-v2's low-rank
+        cross: two thin matrices instead of a square one); `null` keeps it full rank.
       deep_layers: Dense layer sizes after the cross layers.
     """
 
@@ -327,6 +329,7 @@ class ModelConfig:
     ranking_weight: float = 1.0
     ranking_negatives: int | None = None
     cross_layers: int = 2
+    cross_projection_dim: int | None = None
     deep_layers: list[int] = field(default_factory=lambda: [64, 32])
 
 
@@ -835,6 +838,13 @@ def validate(config: Config) -> None:
             "must be at least 0",
         )
     check(m.cross_layers >= 0, "model.cross_layers", m.cross_layers, "must be at least 0")
+    if m.cross_projection_dim is not None:
+        check(
+            m.cross_projection_dim >= 1,
+            "model.cross_projection_dim",
+            m.cross_projection_dim,
+            "must be at least 1 (or null: full rank)",
+        )
     check(
         all(n >= 1 for n in m.deep_layers),
         "model.deep_layers",

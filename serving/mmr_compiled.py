@@ -64,31 +64,35 @@ def mmr_select_static(
     n_valid = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
     picks = tf.clip_by_value(tf.minimum(tf.convert_to_tensor(k, tf.int32), n_valid), 0, width)
     steps = tf.reduce_max(tf.concat([picks, [0]], axis=0))  # 0 for a batch of no rows
-    columns = tf.range(width)[tf.newaxis, :]
     candidates = tf.range(tf.shape(gain)[1])[tf.newaxis, :]
-    start = tf.where(valid, gain, PADDING)  # the first pick has no similarity term
 
-    def body(t, bound, positions, scores):
-        objective = tf.where(t > 0, bound, start)
+    def pick(objective, t, positions, scores):
+        """The best of `objective` per row, written into column `t` of the outputs."""
         best = tf.argmax(objective, axis=1, output_type=tf.int32)
-        now = tf.equal(columns, t)
-        positions = tf.where(now, best[:, tf.newaxis], positions)
-        scores = tf.where(now, tf.reduce_max(objective, axis=1)[:, tf.newaxis], scores)
+        positions = positions.write(t, best)
+        return best, scores.write(t, tf.gather(objective, best, batch_dims=1)), positions
+
+    def body(t, bound, best, positions, scores):
+        """Folds the last pick's cosines into the bound, then picks again."""
         picked = tf.gather(embeddings, best, batch_dims=1)  # [B, d]
         cosines = tf.einsum("bnd,bd->bn", embeddings, picked)
         against = tf.where(tf.equal(candidates, best[:, tf.newaxis]), MARK, gain - cost * cosines)
-        return t + 1, tf.minimum(bound, against), positions, scores
+        bound = tf.minimum(bound, against)
+        best, scores, positions = pick(bound, t, positions, scores)
+        return t + 1, bound, best, positions, scores
 
-    batch = tf.shape(gain)[0]
-    _, _, positions, scores = tf.while_loop(
+    # Column by column (a dynamic update in place, compiled); every row takes the first pick,
+    # which has no similarity term, before the loop.
+    outputs = [
+        tf.TensorArray(dtype, size=width, element_shape=[None]) for dtype in (tf.int32, tf.float32)
+    ]
+    best, scores, positions = pick(tf.where(valid, gain, PADDING), 0, *outputs)
+    _, _, _, positions, scores = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (
-            tf.constant(0),
-            tf.where(valid, float("inf"), PADDING),
-            tf.fill([batch, width], -1),
-            tf.zeros([batch, width]),
-        ),
+        (tf.constant(1), tf.where(valid, float("inf"), PADDING), best, positions, scores),
     )
+    positions, scores = (tf.transpose(x.stack()) for x in (positions, scores))
+    columns = tf.range(width)[tf.newaxis, :]
     live = columns < picks[:, tf.newaxis]
     return tf.where(live, positions, -1), tf.where(live, scores, 0.0)

@@ -17,7 +17,7 @@ counts it once, at its first position.
 With `serving.xla` (the default), recommend's and mmr's numbers after their string lookups run
 as one XLA program (`_recommend_numbers`, `_mmr_numbers`): the executor's few microseconds per op,
 over hundreds of small ops, were most of a request's time past retrieval. Inputs are padded to
-static shapes first (the history to `max_history`, an `mmr` row to a power of two, the batch to
+static shapes first (the history to `max_history` + 1, an `mmr` row to a power of two, the batch to
 a power of two), so a server compiles a handful of programs, not one per request shape.
 
 Requests are checked in the graph: a bad `k`, `mmr_lambda`, history or query length fails with
@@ -172,7 +172,8 @@ class RecommenderServing(tf.Module):
         # shape with `serving.xla`, executor ops otherwise (see `_compiled_inputs`).
         self._recommend_core = tf.function(self._recommend_numbers, jit_compile=config.xla)
         self._mmr_core = tf.function(self._mmr_numbers, jit_compile=config.xla)
-        self.catalog_ids = tf.Variable(catalog_ids, dtype=tf.string, trainable=False, name="ids")
+        # Row 0: "", the id of no item (a -1 row in `_ids`).
+        self.ids = tf.Variable(["", *catalog_ids], dtype=tf.string, trainable=False, name="ids")
         # Row 0: what the item encoder gives an id outside the catalog.
         items = _batched(model.items, ["", *catalog_ids])
         self.item_vectors = tf.Variable(items, trainable=False, name="item_vectors")
@@ -267,17 +268,6 @@ class RecommenderServing(tf.Module):
         top = tf.math.top_k(scores, k=count)
         return top.values, top.indices
 
-    def _rank_vectors(self, query_vector, candidate_vectors):
-        """Ranking scores `[batch, n]` for query vectors `[batch, dim]` and candidates
-        `[batch, n, dim]`."""
-        n = tf.shape(candidate_vectors)[1]
-        dim = tf.shape(query_vector)[-1]
-        queries = tf.broadcast_to(query_vector[:, tf.newaxis, :], tf.shape(candidate_vectors))
-        scores = self.model.rank(
-            tf.reshape(queries, [-1, dim]), tf.reshape(candidate_vectors, [-1, dim])
-        )
-        return tf.reshape(scores, [-1, n])
-
     def _relevance(self, query_vector, rows, retrieval_scores):
         """The relevance MMR trades off (`serving.relevance`): by default the retrieval logit
         (cosine / temperature) plus the log of the ranking head's prediction, i.e. the product
@@ -286,14 +276,15 @@ class RecommenderServing(tf.Module):
         mode = self.config.relevance
         if not self.model.config.ranking_weight or mode == "retrieval":
             return logit
-        ranked = self._rank_vectors(query_vector, tf.gather(self.candidate_vectors, rows))
+        ranked = self.model.rank_candidates(query_vector, tf.gather(self.candidate_vectors, rows))
         if not self.model.config.retrieval_weight or mode == "ranking":
             return ranked
         return logit + tf.math.log(tf.maximum(ranked, 1e-3))
 
     def _explain(self, picked_rows, history_rows, valid):
         """For each picked item, the position in the history of the most similar history item
-        (of those `valid` keeps) and the cosine (-1 and 0 when the history is empty)."""
+        (of those `valid` keeps) and the cosine; the history's last position (a "" pad) and 0
+        when the history is empty or there is no pick."""
         picked = tf.gather(self.similarity, picked_rows + 1)
         history = tf.gather(self.similarity, history_rows)
         if self.config.xla:  # a dot, the cheapest form for XLA
@@ -303,10 +294,11 @@ class RecommenderServing(tf.Module):
             sims = tf.reduce_sum(picked[:, :, tf.newaxis, :] * history[:, tf.newaxis], axis=-1)
         sims = tf.where(valid[:, tf.newaxis, :], sims, _NEG)
         best = tf.argmax(sims, axis=-1, output_type=tf.int32)
-        best_score = tf.reduce_max(sims, axis=-1)
         has_history = tf.reduce_any(valid, axis=-1)[:, tf.newaxis]
         found = tf.broadcast_to(has_history, tf.shape(best)) & (picked_rows >= 0)
-        return tf.where(found, best, -1), tf.where(found, best_score, 0.0)
+        none = tf.shape(history_rows)[1] - 1
+        best_score = tf.gather(sims, best, batch_dims=2)
+        return tf.where(found, best, none), tf.where(found, best_score, 0.0)
 
     def _select(self, embeddings, relevance, valid, k, mmr_lambda):
         """MMR positions and scores: `max_k` columns when compiled (static shapes), max(k)
@@ -335,7 +327,7 @@ class RecommenderServing(tf.Module):
         ranking → MMR → explanation, numbers in and out, so XLA can compile it whole.
 
         Returns the picks' catalog rows (-1 pads), MMR scores, relevance, and the position in
-        the history of each pick's explanation (-1: none) with its cosine."""
+        the history of each pick's explanation (the last, a "" pad: none) with its cosine."""
         history_mask = first_hashes(history_hashes, history_present, self.config.max_history)
         query_vector = self.model.query_tower.encode(
             user_rows,
@@ -391,7 +383,7 @@ class RecommenderServing(tf.Module):
 
     def _ids(self, rows: tf.Tensor) -> tf.Tensor:
         """Item ids of catalog rows (0-based; -1 gives "")."""
-        return tf.where(rows >= 0, tf.gather(self.catalog_ids, tf.maximum(rows, 0)), "")
+        return tf.gather(self.ids, rows + 1)
 
     # ----------------------------------------------------------------------------------------
     # Signatures.
@@ -409,15 +401,13 @@ class RecommenderServing(tf.Module):
             _check_range(mmr_lambda, 0.0, 1.0, "mmr_lambda"),
         ]
         features = self._query_features(user_id, history_item_ids, query, timestamp, mask=False)
-        checked = features["history_item_ids"]  # its length is checked: it pads to max_history
-        history = [
-            self._rows(checked),
-            id_hashes(checked),
-            checked != "",
-        ]
-        if c.xla:  # one history width, not one compiled program per history length
-            width = [[0, 0], [0, c.max_history - tf.shape(checked)[1]]]
-            history = [tf.pad(x, width) for x in history]
+        # The history's ids with "" columns after them: one more than it has (where a pick
+        # without an explanation points) or, compiled, up to max_history + 1 (one program
+        # for every history length). Its length is checked by now.
+        checked = features["history_item_ids"]
+        width = c.max_history + 1 if c.xla else tf.shape(checked)[1] + 1
+        history_ids = tf.pad(checked, [[0, 0], [0, width - tf.shape(checked)[1]]])
+        history = [self._rows(history_ids), id_hashes(history_ids), history_ids != ""]
         inputs = [
             self.model.query_tower.user_lookup(features["user_id"]),
             *history,
@@ -446,9 +436,6 @@ class RecommenderServing(tf.Module):
         picked, scores, relevance, explanation, explanation_score = (
             x[:batch, : tf.reduce_max(k)] for x in outputs
         )
-        # One "" column more: a pick without an explanation (-1) takes it.
-        history_ids = tf.pad(history_item_ids, [[0, 0], [0, 1]])
-        explanation = tf.where(explanation >= 0, explanation, tf.shape(history_item_ids)[1])
         return {
             "item_ids": self._ids(picked),
             "scores": scores,
@@ -484,7 +471,7 @@ class RecommenderServing(tf.Module):
         with tf.control_dependencies(checks):
             features = self._query_features(user_id, history_item_ids, query, timestamp)
         query_vector = self._query_vector(features)
-        scores = self._rank_vectors(query_vector, self.model.candidate_vector(item_ids))
+        scores = self.model.rank_candidates(query_vector, self.model.candidate_vector(item_ids))
         return {"scores": tf.where(item_ids != "", scores, 0.0)}
 
     @tf.function(input_signature=input_specs("mmr"))

@@ -84,6 +84,34 @@ def test_embeddings_and_ratings_have_the_documented_shapes():
 
 
 @pytest.mark.parametrize(
+    ("cross_layers", "projection"),
+    [(2, None), (2, 3), (1, None), (0, None)],
+    ids=["full-rank", "low-rank", "one-layer", "no-cross"],
+)
+def test_rank_candidates_scores_each_candidate_as_rank_does(cross_layers, projection):
+    """The serving form (the first cross layer folded per query) against `rank` on every
+    (query, candidate) pair, with trained-looking weights: random, biases nonzero."""
+    tf.keras.utils.set_random_seed(3)
+    config = ModelConfig(
+        embedding_dim=8, cross_layers=cross_layers, cross_projection_dim=projection
+    )
+    model = Recommender(_space(), config)
+    rng = np.random.default_rng(0)
+    query = tf.constant(rng.normal(size=(3, 8)), tf.float32)
+    candidates = tf.constant(rng.normal(size=(3, 5, 8)), tf.float32)
+    model.rank(query, candidates[:, 0])  # builds the layers
+    for layer in model.cross:
+        for weight in layer.weights:
+            weight.assign(rng.normal(size=weight.shape) * 0.3)
+    expected = tf.stack([model.rank(query, candidates[:, j]) for j in range(5)], axis=1)
+    got = model.rank_candidates(query, candidates)
+    assert got.shape == (3, 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if projection:
+        assert model.cross[0].weights[0].shape == (24, projection)
+
+
+@pytest.mark.parametrize(
     ("retrieval", "ranking"),
     [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)],
     ids=["retrieval", "ranking", "joint"],

@@ -198,6 +198,7 @@ def test_wrong_type_error_names_field_and_value(override, field, value):
         (["sample_data.cold_item_fraction=0.5"], "sample_data.cold_item_fraction", "0.5"),
         (["sample_data.format=movielens"], "sample_data.format", "'movielens'"),
         (["beam.direct_running_mode=fast"], "beam.direct_running_mode", "'fast'"),
+        (["model.cross_projection_dim=0"], "model.cross_projection_dim", "0"),
     ],
 )
 def test_validate_errors_name_field_and_value(overrides, field, value):
@@ -217,6 +218,8 @@ def test_validate_errors_name_field_and_value(overrides, field, value):
         ["preprocess.split.method=random", "preprocess.split.eval_count=20000"],
         ["preprocess.split.method=leave_last_out"],
         ["preprocess.vocab.item_min_count=0", "preprocess.output_shards=0"],
+        ["model.cross_projection_dim=32"],
+        ["model.cross_projection_dim=null"],
     ],
 )
 def test_valid_settings_pass(overrides):
