@@ -70,6 +70,22 @@ def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, 
     }
 
 
+def _bucket_requests(serving, example: dict[str, list]) -> list:
+    """recommend requests of every batch-size bucket the compiled graph has up to the
+    server's batching limit (1, 2, 4, ... ≥ `batching.max_batch_size`), but the example's
+    own: each bucket compiles when the version loads, not on its first request (about a
+    second each). Rows repeat the example's first (no query: BERT is not run)."""
+    sizes = [1]
+    while sizes[-1] < serving.batching.max_batch_size:
+        sizes.append(sizes[-1] * 2)
+    logs = []
+    for size in sizes:
+        if size != len(example["user_id"]):
+            rows = {name: [values[0]] * size for name, values in example.items()}
+            logs += warmup_requests(serving.model_name, {"serving_default": rows})
+    return logs
+
+
 def _text_encoder(config: Config, space: FeatureSpace):
     if not (config.model.use_text and space.text_dim):
         return None
@@ -125,9 +141,8 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         examples = warmup_examples(space, config)
         logs = warmup_requests(s.model_name, examples)
-        if s.xla:  # compiled once per batch-size bucket: batch 1, the usual request, too
-            single = {name: rows[:1] for name, rows in examples["serving_default"].items()}
-            logs = warmup_requests(s.model_name, {"serving_default": single}) + logs
+        if s.xla:
+            logs = _bucket_requests(s, examples["serving_default"]) + logs
         write_warmup(staging, logs)
         say("export: replaying the warmup requests against the saved model")
         replay_warmup(staging)

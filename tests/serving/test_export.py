@@ -220,13 +220,15 @@ def test_warmup_records_cover_every_signature_and_run(exported):
     names = {log.predict_log.request.model_spec.signature_name for log in logs}
     assert names == {"serving_default", "retrieve", "rank", "mmr", "similar_items"}
     assert {log.predict_log.request.model_spec.name for log in logs} == {"recommender"}
-    # recommend compiles per batch-size bucket (serving.xla): batch 1 and 2 are warmed up.
-    batches = {
+    # recommend compiles per batch-size bucket (serving.xla): every bucket up to the
+    # server's batching limit is warmed up, once.
+    batches = [
         log.predict_log.request.inputs["user_id"].tensor_shape.dim[0].size
         for log in logs
         if log.predict_log.request.model_spec.signature_name == "serving_default"
-    }
-    assert batches == {1, 2}
+    ]
+    assert _config.serving.batching.max_batch_size == 32
+    assert sorted(batches) == [1, 2, 4, 8, 16, 32]
     outputs = replay_warmup(path)
     assert outputs["serving_default"]["item_ids"].shape[0] == 2
 
