@@ -366,8 +366,9 @@ class RecommenderServing(tf.Module):
     def _compiled_inputs(self, inputs: list[tf.Tensor], batch: tf.Tensor) -> list[tf.Tensor]:
         """With `serving.xla`, pads every `[batch, ...]` input with zero rows to the next
         power of two: XLA compiles a program per input shape (about a second each), and
-        buckets bound those to one per power of two (the warmup requests compile batches 1
-        and 2 at load). The extra rows ask for nothing (k = 0) and are cut from the outputs."""
+        buckets bound those to one per power of two (recommend's warmup requests compile each
+        bucket up to the server's batch limit at load). The extra rows ask for nothing (k = 0)
+        and are cut from the outputs."""
         if not self.config.xla:
             return inputs
         extra = _power_of_two_at_least(batch) - batch
