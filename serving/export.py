@@ -28,7 +28,7 @@ from pipeline.manifest import code_version, read_json, write_json_atomic
 from pipeline.progress import say
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
-from serving.module import RecommenderServing
+from serving.module import RecommenderServing, batch_buckets
 from serving.versions import next_version
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
 
@@ -75,11 +75,8 @@ def _bucket_requests(serving, example: dict[str, list]) -> list:
     server's batching limit (1, 2, 4, ... ≥ `batching.max_batch_size`), but the example's
     own: each bucket compiles when the version loads, not on its first request (about a
     second each). Rows repeat the example's first (no query: BERT is not run)."""
-    sizes = [1]
-    while sizes[-1] < serving.batching.max_batch_size:
-        sizes.append(sizes[-1] * 2)
     logs = []
-    for size in sizes:
+    for size in batch_buckets(serving.batching.max_batch_size):
         if size != len(example["user_id"]):
             rows = {name: [values[0]] * size for name, values in example.items()}
             logs += warmup_requests(serving.model_name, {"serving_default": rows})

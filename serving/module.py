@@ -37,7 +37,7 @@ from serving.mmr import mmr_select
 from serving.mmr_compiled import mmr_select_static
 from serving.signatures import input_specs
 
-__all__ = ["RecommenderServing"]
+__all__ = ["RecommenderServing", "batch_buckets"]
 
 _NEG = -1e9
 _PAIRWISE_MAX = 256  # `first_occurrences` compares every pair of ids up to this many per row
@@ -347,7 +347,7 @@ class RecommenderServing(tf.Module):
         explanation, explanation_score = self._explain(picked, history_rows, history_mask)
         return (
             picked,
-            tf.where(positions >= 0, scores, 0.0),
+            scores,
             _take(relevance, positions, 0.0),
             explanation,
             explanation_score,
@@ -546,6 +546,15 @@ class RecommenderServing(tf.Module):
             "mmr": self.mmr.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),
         }
+
+
+def batch_buckets(limit: int) -> list[int]:
+    """The batch sizes a compiled signature pads batches of 1 to `limit` rows to (see
+    `_compiled_inputs`): 1, 2, 4, ... up to the first power of two ≥ `limit`."""
+    sizes = [1]
+    while sizes[-1] < limit:
+        sizes.append(sizes[-1] * 2)
+    return sizes
 
 
 def _power_of_two_at_least(n: tf.Tensor, minimum: int = 1) -> tf.Tensor:

@@ -99,7 +99,11 @@ def test_compiled_and_executor_modules_agree(exported):
             "user_id": tf.constant([space.user_ids[0], "stranger", space.user_ids[1]][:batch]),
             "history_item_ids": tf.constant(histories[:batch]),
             "query": tf.constant([""] * batch),
-            "timestamp": tf.constant([1_700_000_000, 0, 1_600_000_000][:batch], tf.int64),
+            # Not 0 ("now"): now moves between the two modules' calls, and so would the
+            # time-of-day features.
+            "timestamp": tf.constant(
+                [1_700_000_000, 1_650_000_000, 1_600_000_000][:batch], tf.int64
+            ),
             "k": tf.constant([5, 3, 7][:batch]),
             "mmr_lambda": tf.constant([0.5, 1.0, 0.0][:batch]),
             "exclude_seen": tf.constant([True, False, True][:batch]),
