@@ -63,7 +63,7 @@ from models.recommender import Recommender  # noqa: E402
 from pipeline.config import ModelConfig, ServingConfig  # noqa: E402
 from serving.mmr import mmr_select  # noqa: E402
 from serving.mmr_compiled import mmr_select_static  # noqa: E402
-from serving.module import RecommenderServing, first_hashes, id_hashes  # noqa: E402
+from serving.module import RecommenderServing  # noqa: E402
 from tests.serving.mmr_reference import mmr_reference  # noqa: E402
 
 
@@ -185,27 +185,21 @@ class Stages(tf.Module):
         m = self.module
         history = request["history_item_ids"]
         padded = tf.pad(history, [[0, 0], [0, m.config.max_history + 1 - history.shape[1]]])
+        rows, hashes, present = m._history_numbers(padded)
         core = {
             "user_rows": m.model.query_tower.user_lookup(request["user_id"]),
-            "history_rows": m._rows(padded),
-            "history_hashes": id_hashes(padded),
-            "history_present": padded != "",
+            "history_rows": rows,
+            "history_hashes": hashes,
+            "history_present": present,
             "timestamp": request["timestamp"],
             "exclude_seen": request["exclude_seen"],
             "k": request["k"],
             "mmr_lambda": request["mmr_lambda"],
         }
-        mask = first_hashes(core["history_hashes"], core["history_present"], m.config.max_history)
-        query = m.model.query_tower.encode(
-            core["user_rows"],
-            tf.gather(m.item_vectors, core["history_rows"]),
-            mask,
-            None,
-            request["timestamp"],
+        query, _ = m._query_numbers(
+            core["user_rows"], rows, hashes, present, None, request["timestamp"]
         )
-        cosines, candidates = m._retrieve(
-            query, core["history_rows"], request["exclude_seen"], m.num_candidates
-        )
+        cosines, candidates = m._retrieve(query, rows, request["exclude_seen"], m.num_candidates)
         relevance = m._relevance(query, candidates, cosines)
         return {
             "core": {name: np.asarray(value) for name, value in core.items()},

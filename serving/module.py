@@ -328,13 +328,8 @@ class RecommenderServing(tf.Module):
 
         Returns the picks' catalog rows (-1 pads), MMR scores, relevance, and the position in
         the history of each pick's explanation (the last, a "" pad: none) with its cosine."""
-        history_mask = first_hashes(history_hashes, history_present, self.config.max_history)
-        query_vector = self.model.query_tower.encode(
-            user_rows,
-            tf.gather(self.item_vectors, history_rows),
-            history_mask,
-            query_embedding,
-            timestamp,
+        query_vector, history_mask = self._query_numbers(
+            user_rows, history_rows, history_hashes, history_present, query_embedding, timestamp
         )
         cosines, rows = self._retrieve(
             query_vector, history_rows, exclude_seen, self.num_candidates, self.config.xla
@@ -352,6 +347,26 @@ class RecommenderServing(tf.Module):
             explanation,
             explanation_score,
         )
+
+    def _query_numbers(
+        self, user_rows, history_rows, history_hashes, history_present, query_embedding, timestamp
+    ):
+        """The query vectors and the history's mask (first occurrences) from the lookups'
+        results (`_history_numbers`), numbers only."""
+        history_mask = first_hashes(history_hashes, history_present, self.config.max_history)
+        query_vector = self.model.query_tower.encode(
+            user_rows,
+            tf.gather(self.item_vectors, history_rows),
+            history_mask,
+            query_embedding,
+            timestamp,
+        )
+        return query_vector, history_mask
+
+    def _history_numbers(self, history_ids: tf.Tensor) -> list[tf.Tensor]:
+        """What the compiled core takes of the (padded) history ids: their catalog rows + 1,
+        their hashes, and where an id is not ""."""
+        return [self._rows(history_ids), id_hashes(history_ids), history_ids != ""]
 
     def _mmr_numbers(self, rows, relevance, valid, k, mmr_lambda):
         """mmr after its lookups: the candidates' catalog rows (-1: outside the catalog) → MMR
@@ -408,10 +423,9 @@ class RecommenderServing(tf.Module):
         checked = features["history_item_ids"]
         width = c.max_history + 1 if c.xla else tf.shape(checked)[1] + 1
         history_ids = tf.pad(checked, [[0, 0], [0, width - tf.shape(checked)[1]]])
-        history = [self._rows(history_ids), id_hashes(history_ids), history_ids != ""]
         inputs = [
             self.model.query_tower.user_lookup(features["user_id"]),
-            *history,
+            *self._history_numbers(history_ids),
             features["timestamp"],
             exclude_seen,
             k,
