@@ -117,48 +117,63 @@ class Recommender(tfrs.Model):
 
     def rank_candidates(self, query: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """`rank` of many candidates per query: query vectors `[batch, dim]`, candidate
-        vectors `[batch, n, dim]` → `[batch, n]`, the same numbers with about a quarter less
-        arithmetic (the serving graph's ranking stage).
+        vectors `[batch, n, dim]` → `[batch, n]`, the same numbers with less arithmetic (the
+        serving graph's ranking stage).
 
-        The first cross layer's first product, x0·W with x0 = [q, c, q⊙c], is q·W_q +
-        c·(W_c + diag(q)·W_p): the query's part is computed once per request, and each
-        candidate then pays a `dim`-wide product where `rank` pays a 3·`dim`-wide one."""
+        The head's first product, x0·W with x0 = [q, c, q⊙c], is q·W_q + c·(W_c + diag(q)·W_p):
+        the query's part is computed once per request, and each candidate then pays a
+        `dim`-wide product where `rank` pays a 3·`dim`-wide one. That product is the first
+        cross layer's or, without cross layers, the first deep layer's."""
         n = tf.shape(candidates)[1]
         queries = tf.broadcast_to(query[:, tf.newaxis, :], tf.shape(candidates))
         x0 = tf.concat([queries, candidates, queries * candidates], axis=-1)
-        x = self._first_cross(query, candidates, x0) if self.cross else x0
+        if not self.cross and not self.deep:
+            return tf.reshape(self._head_top(tf.reshape(x0, [-1, x0.shape[-1]])), [-1, n])
+        if not self.cross:  # the first deep layer folded
+            x = self._folded_dense(self.deep[0], query, candidates)
+            x = tf.reshape(x, [-1, x.shape[-1]])
+            return tf.reshape(self._head_top(x, self.deep[1:]), [-1, n])
+        x = self._first_cross(query, candidates, x0)
         x0, x = (tf.reshape(t, [-1, t.shape[-1]]) for t in (x0, x))
         for layer in self.cross[1:]:
             x = layer(x0, x)
         return tf.reshape(self._head_top(x), [-1, n])
 
+    def _folded_dense(self, dense, query, candidates):
+        """`dense` (kernel `[3·dim, width]`) on x0 = [q, c, q⊙c], folded as `rank_candidates`
+        says: `[batch, n, width]`."""
+        if not dense.built:  # an untrained model: build the head the usual way first
+            self.rank(query[:1], candidates[:1, 0])
+        dim = query.shape[-1]
+        kernel = dense.kernel  # the rows of q, of c and of q⊙c
+        per_query = tf.matmul(query, kernel[:dim])  # [batch, width]
+        folded = kernel[dim : 2 * dim] + query[:, :, tf.newaxis] * kernel[2 * dim :]
+        product = tf.einsum("bnd,bdw->bnw", candidates, folded) + per_query[:, tf.newaxis, :]
+        if dense.use_bias:
+            product += dense.bias
+        return dense.activation(product)
+
     def _first_cross(self, query, candidates, x0):
         """The first `tfrs.layers.dcn.Cross` on x0 = [q, c, q⊙c], with its first dense
-        product folded as `rank_candidates` says (TFRS 0.7's layer: `_dense`, or `_dense_u`
-        then `_dense_v` when low-rank; `tests/models/test_recommender.py` holds the two
-        forms equal)."""
+        product folded (TFRS 0.7's layer: `_dense`, or `_dense_u` then `_dense_v` when
+        low-rank; `tests/models/test_recommender.py` holds the two forms equal)."""
         layer = self.cross[0]
         if not layer.built:  # an untrained model: build the head the usual way first
             self.rank(query[:1], candidates[:1, 0])
         low_rank = layer._projection_dim is not None
-        first = layer._dense_u if low_rank else layer._dense
-        dim = query.shape[-1]
-        kernel = first.kernel  # [3·dim, width]: the rows of q, of c and of q⊙c
-        per_query = tf.matmul(query, kernel[:dim])  # [batch, width]
-        folded = kernel[dim : 2 * dim] + query[:, :, tf.newaxis] * kernel[2 * dim :]
-        product = tf.einsum("bnd,bdw->bnw", candidates, folded) + per_query[:, tf.newaxis, :]
-        if first.use_bias:
-            product += first.bias
-        product = first.activation(product)
+        product = self._folded_dense(
+            layer._dense_u if low_rank else layer._dense, query, candidates
+        )
         if low_rank:
             product = layer._dense_v(product)
         if layer._diag_scale:
             product += layer._diag_scale * x0
         return x0 * product + x0
 
-    def _head_top(self, x: tf.Tensor) -> tf.Tensor:
-        """The deep layers and the rating after the cross layers."""
-        for layer in self.deep:
+    def _head_top(self, x: tf.Tensor, deep=None) -> tf.Tensor:
+        """The deep layers (`deep`, all of them by default) and the rating after the cross
+        layers."""
+        for layer in self.deep if deep is None else deep:
             x = layer(x)
         return tf.squeeze(self.rating(x), axis=-1)
 

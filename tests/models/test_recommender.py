@@ -84,23 +84,27 @@ def test_embeddings_and_ratings_have_the_documented_shapes():
 
 
 @pytest.mark.parametrize(
-    ("cross_layers", "projection"),
-    [(2, None), (2, 3), (1, None), (0, None)],
-    ids=["full-rank", "low-rank", "one-layer", "no-cross"],
+    ("cross_layers", "projection", "deep"),
+    [(2, None, [6, 4]), (2, 3, [6, 4]), (1, None, [6, 4]), (0, None, [6, 4]), (0, None, [])],
+    ids=["full-rank", "low-rank", "one-layer", "no-cross", "rating-only"],
 )
-def test_rank_candidates_scores_each_candidate_as_rank_does(cross_layers, projection):
-    """The serving form (the first cross layer folded per query) against `rank` on every
-    (query, candidate) pair, with trained-looking weights: random, biases nonzero."""
+def test_rank_candidates_scores_each_candidate_as_rank_does(cross_layers, projection, deep):
+    """The serving form (the head's first product folded per query: a cross layer's or,
+    without cross layers, the first deep layer's) against `rank` on every (query, candidate)
+    pair, with trained-looking weights: random, biases nonzero."""
     tf.keras.utils.set_random_seed(3)
     config = ModelConfig(
-        embedding_dim=8, cross_layers=cross_layers, cross_projection_dim=projection
+        embedding_dim=8,
+        cross_layers=cross_layers,
+        cross_projection_dim=projection,
+        deep_layers=deep,
     )
     model = Recommender(_space(), config)
     rng = np.random.default_rng(0)
     query = tf.constant(rng.normal(size=(3, 8)), tf.float32)
     candidates = tf.constant(rng.normal(size=(3, 5, 8)), tf.float32)
     model.rank(query, candidates[:, 0])  # builds the layers
-    for layer in model.cross:
+    for layer in [*model.cross, *model.deep, model.rating]:
         for weight in layer.weights:
             weight.assign(rng.normal(size=weight.shape) * 0.3)
     expected = tf.stack([model.rank(query, candidates[:, j]) for j in range(5)], axis=1)
