@@ -18,7 +18,9 @@ SavedModel and loads it back, as TF Serving would. Then times, batch 1, after wa
 With `serving.xla`, recommend's compiled parts are also timed alone (`Stages`): the numeric
 program without the string handling around it, the ranking head over the 200 candidates, and MMR
 to k = 20 over them. A breakdown of recommend's time past the compiled floor is printed from
-them (the `stage_*` figures).
+them (the `stage_*` figures). recommend is also timed without its ranking head (the same model
+exported with `serving.relevance: retrieval`): what retrieval, MMR, the explanations and the
+request handling cost by themselves, against both floors.
 
 Each signature is timed three ways, interleaved so that the machine's drift hits them alike:
 
@@ -44,6 +46,7 @@ than the NumPy reference. The last line printed is one JSON object with the figu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -324,6 +327,14 @@ def main() -> None:
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, None, serving)
     folder = tempfile.mkdtemp(prefix="serving_bench_")
     tf.saved_model.save(module, f"{folder}/model", signatures=module.signatures())
+    unranked = RecommenderServing(
+        model,
+        space.catalog_ids,
+        space.text_embeddings,
+        None,
+        dataclasses.replace(serving, relevance="retrieval"),
+    )
+    tf.saved_model.save(unranked, f"{folder}/unranked", signatures=unranked.signatures())
     floors = {"floor": False, "compiled_floor": True}
     for name, compiled in floors.items():
         floor_module = Floor(module.index.numpy(), serving.num_candidates, compiled)
@@ -356,6 +367,9 @@ def main() -> None:
         held = way == "server"
         fns["recommend", way] = session_call(model_path, "serving_default", numpy_request, held)
         fns["floor", way] = session_call(floor_path, "retrieve", floor_request, held)
+    fns["unranked", "server"] = session_call(
+        f"{folder}/unranked", "serving_default", numpy_request, True
+    )
     compiled_floor = f"{folder}/compiled_floor"
     fns["compiled_floor", "server"] = session_call(compiled_floor, "retrieve", floor_request, True)
     if serving.xla:  # the breakdown: recommend's compiled parts alone
@@ -460,6 +474,21 @@ def main() -> None:
             f" ratio {r['p50_ms'] / f['p50_ms']:.2f} at p50 (target ≤ 1.5)"
         )
     c, r = compiled_flo, rec["server"]
+    unranked = times["unranked", "server"]
+    for name, value in unranked.items():
+        figures[f"recommend_without_ranking_server_{name}"] = round(value, 3)
+    figures["recommend_without_ranking_vs_compiled_floor_server_p50"] = round(
+        unranked["p50_ms"] / c["p50_ms"], 3
+    )
+    figures["recommend_without_ranking_vs_floor_server_p50"] = round(
+        unranked["p50_ms"] / flo["server"]["p50_ms"], 3
+    )
+    print(
+        f"[server] recommend without the ranking head (serving.relevance: retrieval):"
+        f" p50 {unranked['p50_ms']:.2f} ms, p99 {unranked['p99_ms']:.2f} ms;"
+        f" {unranked['p50_ms'] / c['p50_ms']:.2f}x the compiled floor and"
+        f" {unranked['p50_ms'] / flo['server']['p50_ms']:.2f}x the floor at p50"
+    )
     print(
         f"[server] the floor compiled with XLA: p50 {c['p50_ms']:.2f} ms, p99 {c['p99_ms']:.2f} ms;"
         f" recommend / compiled floor {r['p50_ms'] / c['p50_ms']:.2f} at p50"
