@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -440,6 +442,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `recsys` console script; returns the exit status."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    if threading.current_thread() is threading.main_thread():
+        # A process a non-interactive shell starts in the background inherits SIGINT ignored;
+        # a scheduler stops a step with SIGINT first (the step is recorded as failed and its
+        # lock released), so recsys always takes it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(

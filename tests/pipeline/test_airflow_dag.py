@@ -364,7 +364,8 @@ def test_a_failed_step_is_retried_and_a_blocked_gate_fails_the_run_at_once(
 
 # A step that starts a worker of its own, then waits to be interrupted.
 _SLOW_RECSYS = """#!{python}
-import os, subprocess, sys, time
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as recsys's main does
 worker = subprocess.Popen(["sleep", "120"])
 with open(os.environ["FAKE_STARTED"], "w") as f:
     f.write(str(worker.pid))
