@@ -124,26 +124,26 @@ class Recommender(tfrs.Model):
         the query's part is computed once per request, and each candidate then pays a
         `dim`-wide product where `rank` pays a 3·`dim`-wide one. That product is the first
         cross layer's or, without cross layers, the first deep layer's."""
+        if not self.rating.built:  # an untrained model: build the head the usual way first
+            self.rank(query[:1], candidates[:1, 0])
         n = tf.shape(candidates)[1]
-        queries = tf.broadcast_to(query[:, tf.newaxis, :], tf.shape(candidates))
-        x0 = tf.concat([queries, candidates, queries * candidates], axis=-1)
-        if not self.cross and not self.deep:
-            return tf.reshape(self._head_top(tf.reshape(x0, [-1, x0.shape[-1]])), [-1, n])
-        if not self.cross:  # the first deep layer folded
-            x = self._folded_dense(self.deep[0], query, candidates)
-            x = tf.reshape(x, [-1, x.shape[-1]])
-            return tf.reshape(self._head_top(x, self.deep[1:]), [-1, n])
-        x = self._first_cross(query, candidates, x0)
-        x0, x = (tf.reshape(t, [-1, t.shape[-1]]) for t in (x0, x))
-        for layer in self.cross[1:]:
-            x = layer(x0, x)
-        return tf.reshape(self._head_top(x), [-1, n])
+        deep = self.deep
+        if self.cross:
+            x0 = _pairs(query, candidates)
+            x = self._first_cross(query, candidates, x0)
+            x0, x = (tf.reshape(t, [-1, t.shape[-1]]) for t in (x0, x))
+            for layer in self.cross[1:]:
+                x = layer(x0, x)
+        elif deep:  # the first deep layer folded
+            x, deep = self._folded_dense(deep[0], query, candidates), deep[1:]
+        else:
+            x = _pairs(query, candidates)
+        x = tf.reshape(x, [-1, x.shape[-1]])
+        return tf.reshape(self._head_top(x, deep), [-1, n])
 
     def _folded_dense(self, dense, query, candidates):
         """`dense` (kernel `[3·dim, width]`) on x0 = [q, c, q⊙c], folded as `rank_candidates`
         says: `[batch, n, width]`."""
-        if not dense.built:  # an untrained model: build the head the usual way first
-            self.rank(query[:1], candidates[:1, 0])
         dim = query.shape[-1]
         kernel = dense.kernel  # the rows of q, of c and of q⊙c
         per_query = tf.matmul(query, kernel[:dim])  # [batch, width]
@@ -158,8 +158,6 @@ class Recommender(tfrs.Model):
         product folded (TFRS 0.7's layer: `_dense`, or `_dense_u` then `_dense_v` when
         low-rank; `tests/models/test_recommender.py` holds the two forms equal)."""
         layer = self.cross[0]
-        if not layer.built:  # an untrained model: build the head the usual way first
-            self.rank(query[:1], candidates[:1, 0])
         low_rank = layer._projection_dim is not None
         product = self._folded_dense(
             layer._dense_u if low_rank else layer._dense, query, candidates
@@ -170,7 +168,7 @@ class Recommender(tfrs.Model):
             product += layer._diag_scale * x0
         return x0 * product + x0
 
-    def _head_top(self, x: tf.Tensor, deep=None) -> tf.Tensor:
+    def _head_top(self, x: tf.Tensor, deep: list | None = None) -> tf.Tensor:
         """The deep layers (`deep`, all of them by default) and the rating after the cross
         layers."""
         for layer in self.deep if deep is None else deep:
@@ -261,3 +259,10 @@ class Recommender(tfrs.Model):
         if len(predictions) == 1:
             return labels, predictions[0], weight
         return tf.concat(all_labels, 0), tf.concat(predictions, 0), tf.concat(weights, 0)
+
+
+def _pairs(query: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """The ranking head's input x0 = [q, c, q⊙c] `[batch, n, 3·dim]` for query vectors
+    `[batch, dim]` and candidate vectors `[batch, n, dim]`."""
+    queries = tf.broadcast_to(query[:, tf.newaxis, :], tf.shape(candidates))
+    return tf.concat([queries, candidates, queries * candidates], axis=-1)
