@@ -125,7 +125,10 @@ class Stages(tf.Module):
         self.module = module
         self.k = k
         self.lam = lam
-        self._ranking = tf.function(module._relevance, jit_compile=True)
+        self._ranking = tf.function(
+            lambda q, rows, cosines: module._relevance(q, module._catalog(rows + 1)[1], cosines),
+            jit_compile=True,
+        )
         width = module._max_picks
         self._mmr = tf.function(
             lambda e, r, v, kk, lm: mmr_select_static(e, r, v, kk, lm, width), jit_compile=True
@@ -175,7 +178,7 @@ class Stages(tf.Module):
 
     def _select(self, rows, relevance):
         batch = tf.shape(rows)[:1]
-        embeddings = tf.gather(self.module.similarity, rows + 1)
+        embeddings = self.module._similarity(rows + 1)
         valid = tf.ones_like(rows, tf.bool)
         k, lam = tf.fill(batch, self.k), tf.fill(batch, self.lam)
         positions, scores = self._mmr(embeddings, relevance, valid, k, lam)
@@ -202,16 +205,16 @@ class Stages(tf.Module):
         query, _ = m._query_numbers(
             core["user_rows"], rows, hashes, present, None, request["timestamp"]
         )
-        cosines, candidates = m._retrieve(query, rows, request["exclude_seen"], m.num_candidates)
-        relevance = m._relevance(query, candidates, cosines)
+        cosines, retrieved = m._retrieve(query, rows, request["exclude_seen"], m.num_candidates)
+        relevance = m._relevance(query, m._catalog(retrieved + 1)[1], cosines)
         return {
             "core": {name: np.asarray(value) for name, value in core.items()},
             "ranking": {
                 "query_vector": query.numpy(),
-                "rows": candidates.numpy(),
+                "rows": retrieved.numpy(),
                 "cosines": cosines.numpy(),
             },
-            "mmr": {"rows": candidates.numpy(), "relevance": relevance.numpy()},
+            "mmr": {"rows": retrieved.numpy(), "relevance": relevance.numpy()},
             "call": {"x": np.zeros(1, np.float32)},
         }
 
@@ -398,7 +401,7 @@ def main() -> None:
         mmr_lambda=tf.constant([0.7]),
     )
     rows = np.array([int(i[1:]) for i in ids])  # synthetic ids are "i" + catalog row
-    vectors = module.similarity.numpy()[1 + rows][np.newaxis]  # similarity row 0 is "unknown"
+    vectors = module.similarity_vectors()[rows][np.newaxis]
     valid = np.ones((1, n), bool)
     lam = np.array([0.7], np.float32)
     ks = np.array([k], np.int32)

@@ -36,6 +36,7 @@ from pipeline.config import ServingConfig
 from serving.mmr import mmr_select
 from serving.mmr_compiled import mmr_select_static
 from serving.signatures import input_specs
+from serving.top_k import block_width, blocked_top_k
 
 __all__ = ["RecommenderServing", "batch_buckets"]
 
@@ -178,7 +179,6 @@ class RecommenderServing(tf.Module):
         items = _batched(model.items, ["", *catalog_ids])
         self.item_vectors = tf.Variable(items, trainable=False, name="item_vectors")
         vectors = _batched(model.candidate_vector, catalog_ids)
-        self.candidate_vectors = tf.Variable(vectors, trainable=False, name="candidate_vectors")
         normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.index = tf.Variable(normalized, trainable=False, name="index")
         similarity = normalized
@@ -192,10 +192,15 @@ class RecommenderServing(tf.Module):
         similarity = _unit_rows(similarity @ basis)
         unknown = _unit_rows((unknown @ basis)[np.newaxis])[0]
         self.unknown_similarity = tf.Variable(unknown, trainable=False, name="unknown_similarity")
-        # Row 0 is for ids outside the catalog and padding: similar to nothing.
-        similarity = np.concatenate([np.zeros((1, similarity.shape[1])), similarity])
-        self.similarity = tf.Variable(
-            similarity.astype(np.float32), trainable=False, name="similarity"
+        # Row r + 1: catalog row r's similarity vector, then its candidate vector (what the
+        # ranking head takes). One table, so that each retrieved candidate costs one fetch of
+        # a row from a table far larger than the caches, not one per table. Row 0 is for ids
+        # outside the catalog and padding: zeros, similar to nothing.
+        self.similarity_dim = similarity.shape[1]
+        table = np.concatenate([similarity, vectors], axis=1)
+        table = np.concatenate([np.zeros((1, table.shape[1])), table])
+        self.catalog_table = tf.Variable(
+            table.astype(np.float32), trainable=False, name="catalog_table"
         )
 
     # ----------------------------------------------------------------------------------------
@@ -204,6 +209,19 @@ class RecommenderServing(tf.Module):
     def _rows(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Catalog row + 1 of each id (0 for "" and ids outside the catalog)."""
         return tf.cast(self.model.items.catalog_rows(item_ids), tf.int32)
+
+    def _similarity(self, table_rows: tf.Tensor) -> tf.Tensor:
+        """Similarity vectors of `_rows` (catalog row + 1; 0: zeros)."""
+        return self._catalog(table_rows)[0]
+
+    def _catalog(self, table_rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Similarity and candidate vectors of `_rows` (catalog row + 1), one gather."""
+        rows = tf.gather(self.catalog_table, table_rows)
+        return rows[..., : self.similarity_dim], rows[..., self.similarity_dim :]
+
+    def similarity_vectors(self) -> np.ndarray:
+        """`[catalog, similarity_dim]`: the vectors MMR and the explanations compare."""
+        return self.catalog_table.numpy()[1:, : self.similarity_dim]
 
     def _item_vectors(self, item_ids: tf.Tensor) -> tf.Tensor:
         """The item encoder's vectors of history ids, from the table computed at export."""
@@ -261,22 +279,27 @@ class RecommenderServing(tf.Module):
         if not compiled:
             return _top_k_excluding(scores, count, rows, seen)
         # Compiled, the score row is updated in place: the history's entries drop to `_NEG`
-        # (a scatter of n entries) before one top-k, which costs less than a wider top-k.
+        # (a scatter of n entries) before one top-k, which costs less than a wider top-k. Over
+        # a large catalog that top-k is blocked (`serving/top_k.py`): the same result, cheaper.
         requests = tf.broadcast_to(tf.range(tf.shape(rows)[0])[:, tf.newaxis], tf.shape(rows))
         entries = tf.stack([requests, tf.maximum(rows, 0)], axis=-1)
         scores = tf.tensor_scatter_nd_min(scores, entries, tf.where(seen, _NEG, float("inf")))
-        top = tf.math.top_k(scores, k=count)
-        return top.values, top.indices
+        block = block_width(self.catalog_size, count)
+        if block is None:
+            top = tf.math.top_k(scores, k=count)
+            return top.values, top.indices
+        return blocked_top_k(scores, count, block)
 
-    def _relevance(self, query_vector, rows, retrieval_scores):
-        """The relevance MMR trades off (`serving.relevance`): by default the retrieval logit
-        (cosine / temperature) plus the log of the ranking head's prediction, i.e. the product
-        of the two models' scores; a model trained without one task uses the other alone."""
+    def _relevance(self, query_vector, candidates, retrieval_scores):
+        """The relevance MMR trades off (`serving.relevance`) for candidate vectors
+        `[batch, n, dim]`: by default the retrieval logit (cosine / temperature) plus the log of
+        the ranking head's prediction, i.e. the product of the two models' scores; a model
+        trained without one task uses the other alone."""
         logit = retrieval_scores / self.model.config.temperature
         mode = self.config.relevance
         if not self.model.config.ranking_weight or mode == "retrieval":
             return logit
-        ranked = self.model.rank_candidates(query_vector, tf.gather(self.candidate_vectors, rows))
+        ranked = self.model.rank_candidates(query_vector, candidates)
         if not self.model.config.retrieval_weight or mode == "ranking":
             return ranked
         return logit + tf.math.log(tf.maximum(ranked, 1e-3))
@@ -285,8 +308,8 @@ class RecommenderServing(tf.Module):
         """For each picked item, the position in the history of the most similar history item
         (of those `valid` keeps) and the cosine; the history's last position (a "" pad) and 0
         when the history is empty or there is no pick."""
-        picked = tf.gather(self.similarity, picked_rows + 1)
-        history = tf.gather(self.similarity, history_rows)
+        picked = self._similarity(picked_rows + 1)
+        history = self._similarity(history_rows)
         if self.config.xla:  # a dot, the cheapest form for XLA
             sims = tf.einsum("bkd,bhd->bkh", picked, history)
         else:  # products and a sum: at k × history × d this small, the executor's batched
@@ -335,8 +358,8 @@ class RecommenderServing(tf.Module):
             query_vector, history_rows, exclude_seen, self.num_candidates, self.config.xla
         )
         valid = cosines > _NEG / 2  # excluded items are never picked
-        relevance = relative_likelihood(self._relevance(query_vector, rows, cosines), valid)
-        embeddings = tf.gather(self.similarity, rows + 1)
+        embeddings, candidates = self._catalog(rows + 1)
+        relevance = relative_likelihood(self._relevance(query_vector, candidates, cosines), valid)
         positions, scores = self._select(embeddings, relevance, valid, k, mmr_lambda)
         picked = _take(rows, positions, -1)
         explanation, explanation_score = self._explain(picked, history_rows, history_mask)
@@ -371,7 +394,7 @@ class RecommenderServing(tf.Module):
     def _mmr_numbers(self, rows, relevance, valid, k, mmr_lambda):
         """mmr after its lookups: the candidates' catalog rows (-1: outside the catalog) → MMR
         positions and scores (see `_select`) and the picks' relevance."""
-        embeddings = tf.gather(self.similarity, rows + 1)
+        embeddings = self._similarity(rows + 1)
         # An id outside the catalog still has a vector (the model's out-of-vocabulary one).
         outside = valid & (rows < 0)
         embeddings = tf.where(outside[..., tf.newaxis], self.unknown_similarity, embeddings)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from models.train import load_feature_space, load_trained_model
+from serving import top_k
 from serving.module import RecommenderServing, first_occurrences, relative_likelihood
 
 
@@ -49,7 +50,7 @@ def test_mmr_on_candidate_vectors_handles_ids_outside_the_catalog(exported):
     model = load_trained_model(config, space)
     serving = dataclasses.replace(config.serving, mmr_embedding="candidate")
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, None, serving)
-    np.testing.assert_allclose(module.similarity.numpy()[1:], module.index.numpy(), atol=1e-6)
+    np.testing.assert_allclose(module.similarity_vectors(), module.index.numpy(), atol=1e-6)
     ids = [*space.catalog_ids[:4], "not-in-the-catalog"]
     out = module.mmr(
         item_ids=tf.constant([ids]),
@@ -76,19 +77,26 @@ def test_the_precomputed_item_table_gives_the_models_query_vectors(exported):
     )
 
 
-def test_compiled_and_executor_modules_agree(exported):
+@pytest.mark.parametrize("blocked", [False, True])
+def test_compiled_and_executor_modules_agree(exported, monkeypatch, blocked):
     """`serving.xla` changes how recommend and mmr run, not what they return: batches of
-    several sizes, histories with repeats, padding and unknown ids, exclusion on and off."""
+    several sizes, histories with repeats, padding and unknown ids, exclusion on and off.
+    `blocked`: the compiled retrieval takes its top-k in blocks, as over a large catalog."""
     config, _ = exported
     space = load_feature_space(config)
     model = load_trained_model(config, space)
+    serving = config.serving
+    if blocked:  # 10 of 60 items: 30 blocks of 2, of which the top 10
+        serving = dataclasses.replace(serving, num_candidates=10)
+        monkeypatch.setattr(top_k, "_MIN_SCORES_PER_PICK", 1)
+        assert top_k.block_width(len(space.catalog_ids), 10) == 2
     modules = {
         xla: RecommenderServing(
             model,
             space.catalog_ids,
             space.text_embeddings,
             None,
-            dataclasses.replace(config.serving, xla=xla),
+            dataclasses.replace(serving, xla=xla),
         )
         for xla in (True, False)
     }
