@@ -211,7 +211,8 @@ class RecommenderServing(tf.Module):
         return tf.cast(self.model.items.catalog_rows(item_ids), tf.int32)
 
     def _similarity(self, table_rows: tf.Tensor) -> tf.Tensor:
-        """Similarity vectors of `_rows` (catalog row + 1; 0: zeros)."""
+        """Similarity vectors of `_rows` (catalog row + 1; 0: zeros): whole rows of the table,
+        cut (`mmr` measured about 0.007 ms slower than from a table of its own)."""
         return self._catalog(table_rows)[0]
 
     def _catalog(self, table_rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -6,9 +6,8 @@ import pytest
 import tensorflow as tf
 
 from serving import top_k
+from serving.module import _NEG  # what retrieval writes over excluded items
 from serving.top_k import block_width, blocked_top_k
-
-_NEG = -1e9  # what retrieval writes over excluded items
 
 
 def _both(scores: np.ndarray, count: int, block: int):
