@@ -31,7 +31,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from models.text_encoder import build_text_encoder, encode_texts
-from pipeline.beam_step import pipeline_options
+from pipeline.beam_step import new_pipeline, pipeline_options
 from pipeline.config import load_config
 from pipeline.records import Item, item_text
 from pipeline.sample_data import generate
@@ -71,7 +71,7 @@ def time_runinference(config, texts: list[str]) -> tuple[float, float]:
     """Seconds of the whole RunInference pipeline, and the part it spent loading the model."""
     options = pipeline_options(config, [], 1, direct_running_mode="in_memory")
     start = time.perf_counter()
-    p = beam.Pipeline(options=options)
+    p = new_pipeline(options)
     _ = (
         p
         | beam.Create(list(enumerate(texts)))

@@ -14,6 +14,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
 from pipeline.config import Config
 from pipeline.manifest import publish_dir
@@ -23,7 +26,18 @@ from pipeline.progress import Heartbeat, say, stderr_to_log
 # once `finish` has read it.
 SUMMARY = "_summary"
 
-__all__ = ["SUMMARY", "count_lines", "pipeline_options", "run_step", "write_json", "write_lines"]
+# Names under which `--runner` selects Beam's DirectRunner.
+_DIRECT_RUNNERS = {"direct", "directrunner", "switchingdirectrunner"}
+
+__all__ = [
+    "SUMMARY",
+    "count_lines",
+    "new_pipeline",
+    "pipeline_options",
+    "run_step",
+    "write_json",
+    "write_lines",
+]
 
 
 def pipeline_options(
@@ -52,6 +66,27 @@ def pipeline_options(
         ]
     flags += list(b.options) + list(beam_args or [])
     return PipelineOptions(flags)
+
+
+def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+    """A pipeline on the runner that `options` names, where the DirectRunner means its FnApiRunner.
+
+    Beam's DirectRunner first tries Prism, a job server it downloads from GitHub as a binary at
+    run time and starts as a subprocess. Offline the download fails and, after the attempt, the
+    job runs on the FnApiRunner; online the job would run on Prism, which ignores
+    `direct_num_workers` and `direct_running_mode`. So a DirectRunner job goes straight to the
+    FnApiRunner, built as the DirectRunner builds it (the job's options reach its workers): a run
+    downloads nothing and runs alike with and without a network. `--runner PrismRunner` still
+    selects Prism; any other runner is left to Beam.
+    """
+    runner = str(options.get_all_options().get("runner") or "DirectRunner")
+    if runner.lower() not in _DIRECT_RUNNERS:
+        return beam.Pipeline(options=options)
+    provision = beam_provision_api_pb2.ProvisionInfo(
+        pipeline_options=JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    )
+    fn_api = fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+    return beam.Pipeline(runner=fn_api, options=options)
 
 
 def write_lines(pcoll, path: str, label: str):
@@ -110,7 +145,7 @@ def run_step(
     say(f"{step}: Beam and worker logs go to {log_path}")
     try:
         with stderr_to_log(log_path), Heartbeat(f"{step}: Beam job on {runner}"):
-            p = beam.Pipeline(options=options)
+            p = new_pipeline(options)
             build(p, out_dir)
             p.run().wait_until_finish()
         manifest = finish(out_dir)

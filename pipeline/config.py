@@ -468,7 +468,8 @@ class BeamConfig:
     """How Beam jobs run. Any runner works by flags, e.g. `--runner DataflowRunner`.
 
     Attributes:
-      runner: Beam runner name.
+      runner: Beam runner name. DirectRunner jobs run on Beam's FnApiRunner, without the
+        DirectRunner's attempt to download Prism (`pipeline/beam_step.py`).
       direct_num_workers: DirectRunner worker count; 0 means one per CPU core.
       direct_running_mode: `in_memory`, `multi_threading` or `multi_processing`.
       options: Further pipeline flags, as on a command line (e.g. `--project=p`).

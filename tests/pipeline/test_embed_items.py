@@ -170,7 +170,7 @@ def test_plan_reuses_only_unchanged_texts():
         ),
     ]
     catalog = [("same", "a"), ("edited", "new"), ("blank", "  "), ("fresh", "b")]
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         plan = {
             "item": p | "Catalog" >> beam.Create(catalog),
             "previous": p | "Previous" >> beam.Create(previous),
@@ -192,7 +192,7 @@ def test_model_handler_in_run_inference(checkpoint):
     texts = [("k1", "the camping tent"), ("k2", "hello world"), ("k3", "tea")]
     expected = encode_texts(build_text_encoder(str(checkpoint)), [t for _, t in texts])
     expected_by_key = {k: expected[i] for i, (k, _) in enumerate(texts)}
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         out = (
             p
             | beam.Create(texts)

@@ -1,4 +1,7 @@
-"""Each composite transform of the preprocess job, on TestPipeline with hand-made inputs."""
+"""Each composite transform of the preprocess job, on TestPipeline with hand-made inputs.
+
+The pipelines run on the FnApiRunner, as the steps' DirectRunner jobs do (`pipeline/beam_step.py`).
+"""
 
 import json
 
@@ -42,7 +45,7 @@ def test_read_chunks_yields_every_record_once_with_its_line(tmp_path):
     a.write_bytes(b'{"x": 1}\n\n{"x": 2}\n{"x": 3}\n')
     b = tmp_path / "b.jsonl"
     b.write_bytes(b'{"x": 4}\n')
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         chunks = p | ReadChunks([str(a), str(b)], JSON, chunk_size=2)
         records = chunks | beam.FlatMap(
             lambda c: [(c[0].rsplit("/", 1)[1], line, raw) for line, raw in c[1]]
@@ -79,7 +82,7 @@ def test_parse_items_routes_bad_records_to_dead_letters():
         ],
         0,
     )
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         out = p | beam.Create([chunk]) | ParseItems(JSON, parser)
         ids = out.items | beam.Map(lambda kv: (kv[0], kv[1].categories))
         assert_that(ids, equal_to([("i1", ("outdoor", "camping"))]), label="items")
@@ -100,7 +103,7 @@ def test_parse_items_routes_bad_records_to_dead_letters():
 def test_resolve_items_keeps_the_first_definition_and_adds_tags():
     items = [("i1", _item("i1", "b.jsonl", 1)), ("i1", _item("i1", "a.jsonl", 7))]
     tags = [("i1", ("Funny", "t.csv", 2)), ("i1", ("funny", "t.csv", 3)), ("i9", ("x", "t.csv", 4))]
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         grouped = {"items": p | "Items" >> beam.Create(items), "tags": p | beam.Create(tags)}
         out = grouped | ResolveItems()
         kept = out.items | beam.Map(lambda it: (it.item_id, it.source, it.extra_text))
@@ -130,7 +133,7 @@ def test_parse_events_rejects_unknown_items_and_batches_by_user_shard():
         1,
     )
     rule = SplitRule("temporal", cutoff=0)
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         catalog = p | "Catalog" >> beam.Create([("i1", ("c",))])
         out = p | beam.Create([chunk]) | ParseEvents(JSON, parser, catalog, 4, rule, "timestamp")
         flat = out.batches | beam.FlatMap(
@@ -170,7 +173,7 @@ def test_build_timelines_writes_histories_splits_and_rejects_duplicates():
         _event("u1", "d", 30, 5),
     ]
     batches = [(0, events[:2]), (0, events[2:])]
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         catalog = p | "Catalog" >> beam.Create([(k, (k.upper(),)) for k in "abcd"])
         rule = p | "Rule" >> beam.Create([SplitRule("temporal", cutoff=30)])
         out = p | beam.Create(batches) | BuildTimelines(2, rule, catalog)
@@ -210,7 +213,7 @@ def test_build_timelines_writes_histories_splits_and_rejects_duplicates():
 
 
 def test_combiners_merge_partials():
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         merged = (
             p
             | "Dicts" >> beam.Create([{"n": 1, "t_min": 5, "h": {"a": 1}}, {"n": 2, "t_min": 3}])
@@ -234,7 +237,7 @@ def test_combiners_merge_partials():
 def test_encode_items_attaches_popularity_and_text():
     item = Item("i1", "Tent", "Sleeps two.", ("outdoor",), ("Acme",), "items.jsonl", 1)
     cold = _item("i2")
-    with TestPipeline() as p:
+    with TestPipeline(runner="FnApiRunner") as p:
         counts = p | "Counts" >> beam.Create([{"i1": (4, 5, 123)}])
         out = p | beam.Create([item, cold]) | EncodeItems(counts)
         fields = ("item_id", "text", "train_count", "total_count", "first_event_timestamp")
@@ -259,7 +262,7 @@ def test_rejections_are_beam_counters():
         [(1, b"oops"), (2, b'{"user_id": "u", "item_id": "i1", "timestamp": "x"}')],
         0,
     )
-    p = TestPipeline()
+    p = TestPipeline(runner="FnApiRunner")
     catalog = p | "Catalog" >> beam.Create([("i1", ())])
     _ = (
         p
