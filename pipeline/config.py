@@ -411,6 +411,8 @@ class ServingConfig:
         the written `docker-compose.yml` passes; a server without it fails the model's warmup
         at load. False exports the same signatures for the executor alone.
       keep_versions: Versions TF Serving keeps serving (`models.config` version policy).
+      keep_exports: Versions kept under `export_base` (each export removes the older ones, so
+        a scheduled retrain does not fill the disk); 0 keeps every export.
       image: The TF Serving container image in `docker-compose.yml`.
       grpc_port: gRPC port of the server.
       rest_port: REST port of the server.
@@ -432,6 +434,7 @@ class ServingConfig:
     similarity_dim: int = 64
     xla: bool = True
     keep_versions: int = 3
+    keep_exports: int = 3
     image: str = "tensorflow/serving:2.20.0"
     grpc_port: int = 8500
     rest_port: int = 8501
@@ -904,6 +907,12 @@ def validate(config: Config) -> None:
     choice("serving.mmr_embedding", sv.mmr_embedding, MMR_EMBEDDINGS)
     choice("serving.relevance", sv.relevance, RELEVANCES)
     check(sv.keep_versions >= 1, "serving.keep_versions", sv.keep_versions, "must be at least 1")
+    check(
+        sv.keep_exports >= 0,
+        "serving.keep_exports",
+        sv.keep_exports,
+        "must be 0 (keep all) or more",
+    )
     check(bool(sv.image.strip()), "serving.image", sv.image, "must not be empty")
     for name in ("grpc_port", "rest_port"):
         value = getattr(sv, name)

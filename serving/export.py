@@ -6,7 +6,9 @@ request is replayed against it, and only then renamed to `<export_base>/<name>/<
 crash at any point before the rename leaves no visible version. The deployment files
 (`models.config`, `batching.config`, `monitoring.config`, `docker-compose.yml`) are (re)written
 in `<export_base>`, which is itself a model base a server can watch; `recsys push` copies a
-version that passes the validation gate into `serving.model_base`.
+version that passes the validation gate into `serving.model_base`. Versions beyond the newest
+`serving.keep_exports` are removed after each export, so a scheduled retrain does not fill the
+disk.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pipeline.progress import say
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing, batch_buckets
-from serving.versions import next_version
+from serving.versions import next_version, prune_versions
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
 
 __all__ = ["MANIFEST", "export", "warmup_examples"]
@@ -164,6 +166,11 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     write_deployment(base, s)
+    if s.keep_exports:
+        removed = prune_versions(model_dir, s.keep_exports)
+        if removed:
+            listed = ", ".join(str(v) for v in removed)
+            say(f"export: removed version(s) {listed}, keeping the newest {s.keep_exports}")
     say(f"export: done in {time.time() - started:.0f} s")
     return manifest
 

@@ -6,7 +6,8 @@ TF Serving serves the integer-named folders of `<model_base>/<name>/` (the newes
 
 * **push** copies the SavedModel into a hidden sibling (`.tmp-push-…`) and renames it to the
   next integer: a watching server sees the whole version or nothing. Versions beyond the newest
-  `keep` are then removed, oldest first.
+  `keep` are then removed, oldest first (**prune**: each is renamed to a hidden name before it
+  is deleted, so a server never sees a version with part of its files gone).
 * **rollback** renames the newest version into `.rolled-back/`, so the previous one is the
   newest again; the server unloads the bad one. Numbers are never reused: the next push gets a
   number above every version ever pushed, rolled back ones included, so a server never sees a
@@ -27,6 +28,7 @@ __all__ = [
     "ROLLED_BACK",
     "latest_version",
     "next_version",
+    "prune_versions",
     "push_version",
     "rollback",
     "versions",
@@ -88,9 +90,27 @@ def push_version(saved_model_dir: str, model_dir: str, keep: int) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for old in versions(model_dir)[:-keep]:
-        shutil.rmtree(os.path.join(model_dir, str(old)), ignore_errors=True)
+    prune_versions(model_dir, keep)
     return version
+
+
+def prune_versions(model_dir: str, keep: int) -> list[int]:
+    """Removes every version but the newest `keep`, oldest first, and returns their numbers.
+
+    Each is renamed to a hidden name, which a server ignores, and then deleted. The numbers of
+    the kept versions stay above the removed ones, so `next_version` never reuses one.
+
+    Raises:
+      DataError: `keep` < 1.
+    """
+    if keep < 1:
+        raise DataError(f"keep must be at least 1 (got {keep})")
+    removed = versions(model_dir)[:-keep]
+    for old in removed:
+        hidden = os.path.join(model_dir, f".tmp-remove-{old}-{uuid.uuid4().hex[:8]}")
+        os.rename(os.path.join(model_dir, str(old)), hidden)
+        shutil.rmtree(hidden, ignore_errors=True)
+    return removed
 
 
 def rollback(model_dir: str) -> tuple[int, int]:

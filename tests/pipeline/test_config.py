@@ -199,6 +199,7 @@ def test_wrong_type_error_names_field_and_value(override, field, value):
         (["sample_data.format=movielens"], "sample_data.format", "'movielens'"),
         (["beam.direct_running_mode=fast"], "beam.direct_running_mode", "'fast'"),
         (["model.cross_projection_dim=0"], "model.cross_projection_dim", "0"),
+        (["serving.keep_exports=-1"], "serving.keep_exports", "-1"),
     ],
 )
 def test_validate_errors_name_field_and_value(overrides, field, value):

@@ -2,6 +2,7 @@
 arguments fail with INVALID_ARGUMENT naming the argument; padding as TF Serving's batching
 does it changes nothing; warmup records run; a crash mid-export leaves no visible version."""
 
+import dataclasses
 import json
 import os
 
@@ -258,3 +259,22 @@ def test_a_crash_mid_export_leaves_no_visible_version(exported):
     assert "saved_model.pb" in seen[0]  # the crash came after the model was written
     assert versions(model_dir) == before
     assert not [n for n in os.listdir(model_dir) if n.startswith(".tmp")]
+
+
+def test_each_export_removes_all_but_the_newest_keep_exports(exported, tmp_path, capsys):
+    config, _ = exported
+    serving = dataclasses.replace(
+        config.serving, export_base=str(tmp_path / "export"), keep_exports=2
+    )
+    config = dataclasses.replace(config, serving=serving)
+    model_dir = tmp_path / "export" / "recommender"
+    for version in (1, 2, 3):  # earlier exports
+        (model_dir / str(version)).mkdir(parents=True)
+        (model_dir / str(version) / "saved_model.pb").write_text("earlier")
+
+    manifest = export(config)
+
+    assert manifest["version"] == 4
+    assert versions(str(model_dir)) == [3, 4]
+    assert sorted(os.listdir(model_dir)) == ["3", "4"]
+    assert "removed version(s) 1, 2, keeping the newest 2" in capsys.readouterr().err
