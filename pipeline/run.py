@@ -45,6 +45,7 @@ from pipeline.manifest import (
 )
 from pipeline.progress import say
 from pipeline.steps import STEPS, steps_for
+from pipeline.sweep import sweep_staging
 from pipeline.timestamps import format_timestamp
 
 __all__ = ["RUNS_DIR", "STEP_SPECS", "StepSpec", "code_fingerprint", "record_path", "run"]
@@ -271,6 +272,7 @@ def run(
     records: list[dict[str, Any]] = []
     summary = {"started": _now(), "status": "running", "steps": records}
     with work_dir_lock(config.work_dir):
+        sweep_staging(config)
         try:
             for i, name in enumerate(names, 1):
                 records.append(_run_step(config, execute, name, code, force, f"[{i}/{len(names)}]"))

@@ -1,0 +1,83 @@
+"""Staging folders of killed runs: removed by the next writer, and nothing else is."""
+
+import os
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.run import run
+from pipeline.sweep import sweep_staging
+
+STALE = [
+    "preprocess.tmp-0123abcd",
+    "embeddings.tmp-89abcdef",
+    "model/trained.tmp-deadbeef",
+    "export/recommender/.tmp-4-0123abcd",
+    "serving/models/recommender/.tmp-push-3-0123abcd",
+    "serving/models/recommender/.tmp-remove-1-fedcba98",
+]
+KEPT = [
+    "preprocess",
+    "preprocess.old-0123abcd",  # the previous result while a publish was under way
+    "model/trained",
+    "export/recommender/3",
+    "export/recommender/.tmp-notours",
+    "serving/models/recommender/2",
+    "serving/models/recommender/.rolled-back/1-20261124",
+    "notes.tmp-0123abcd.d/inside.tmp-0123abcd",
+    ".hidden.tmp-0123abcd",
+]
+
+
+def _layout(work):
+    for name in STALE + KEPT:
+        os.makedirs(work / name)
+        (work / name / "file").write_text("x")
+    (work / "report.tmp-0123abcd").write_text("a file, not a staging folder")
+
+
+def _remaining(work):
+    return {
+        os.path.relpath(root, work)
+        for root, _dirs, files in os.walk(work)
+        if "file" in files or root == str(work)
+    }
+
+
+def test_sweep_removes_exactly_the_staging_folders_of_killed_runs(tmp_path, capsys):
+    work = tmp_path / "work"
+    _layout(work)
+    config = load_config(None, [f"work_dir={work}"])
+
+    removed = sweep_staging(config)
+
+    assert sorted(removed) == sorted(str(work / name) for name in STALE)
+    assert _remaining(work) == {".", *KEPT}
+    assert (work / "report.tmp-0123abcd").is_file()
+    said = capsys.readouterr().err
+    for name in STALE:
+        assert f"removing {work / name}: the staging folder of a run that was killed" in said
+    assert sweep_staging(config) == []
+
+
+def test_a_step_command_sweeps_before_it_runs(tmp_path):
+    work = tmp_path / "work"
+    _layout(work)
+    common = ["--set", f"work_dir={work}", "--set", "sample_data.n_users=20"]
+
+    assert main(["sample-data", *common, "--set", "sample_data.n_items=30"]) == 0
+
+    assert not any((work / name).exists() for name in STALE)
+    assert (work / "sample_data" / "events.jsonl").is_file()
+
+
+def test_recsys_run_sweeps_before_its_first_step(tmp_path):
+    work = tmp_path / "work"
+    _layout(work)
+    seen = []
+
+    def execute(step):
+        seen.append((step, [name for name in STALE if (work / name).exists()]))
+
+    run(load_config(None, [f"work_dir={work}"]), execute, steps=["validate"])
+
+    assert seen == [("validate", [])]
