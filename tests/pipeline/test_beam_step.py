@@ -1,6 +1,7 @@
 """What every Beam step shares: the runner a job runs on, and a step's staged, published folder."""
 
 import os
+import tempfile
 
 import apache_beam as beam
 import pytest
@@ -27,6 +28,13 @@ def no_prism(monkeypatch):
     )
     monkeypatch.setattr(prism_runner, "urlopen", refuse("urlopen"))
     return attempts
+
+
+@pytest.fixture
+def unrun_pipelines_tempdir(tmp_path, monkeypatch):
+    """A pipeline makes a temporary folder when built and deletes it when run: the ones these
+    tests build and never run make theirs under the test's own folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def _pids(config, step, options):
@@ -75,13 +83,13 @@ def test_the_configured_running_mode_and_workers_are_honoured(tmp_path, no_prism
 
 
 @pytest.mark.parametrize("name", ["DirectRunner", "direct", "SwitchingDirectRunner"])
-def test_every_name_of_the_direct_runner_runs_on_the_fn_api_runner(name):
+def test_every_name_of_the_direct_runner_runs_on_the_fn_api_runner(name, unrun_pipelines_tempdir):
     options = pipeline_options(load_config(None, []), [f"--runner={name}"])
 
     assert type(new_pipeline(options).runner).__name__ == "FnApiRunner"
 
 
-def test_other_runners_are_left_to_beam():
+def test_other_runners_are_left_to_beam(unrun_pipelines_tempdir):
     config = load_config(None, [])
     for name in ("BundleBasedDirectRunner", "PrismRunner"):
         options = pipeline_options(config, [f"--runner={name}"])
