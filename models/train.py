@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from typing import Any
 
 import tensorflow as tf
@@ -25,6 +24,7 @@ from pipeline.errors import DataError
 from pipeline.manifest import code_version, file_sha256, publish_dir, write_json_atomic
 from pipeline.progress import say
 from pipeline.reader import make_dataset
+from pipeline.staging import staging_dir
 from pipeline.timestamps import format_timestamp
 
 __all__ = [
@@ -187,7 +187,7 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
 
 def _publish_weights(model: Recommender, out_dir: str, manifest: dict[str, Any]) -> None:
     final = os.path.join(out_dir, "trained")
-    staging = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+    staging = staging_dir(final)
     try:
         model.save_weights(os.path.join(staging, "weights"))
         write_json_atomic(os.path.join(staging, "manifest.json"), manifest)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from pipeline.config import Config
 from pipeline.manifest import publish_dir
 from pipeline.progress import Heartbeat, say, stderr_to_log
+from pipeline.staging import staging_dir
 
 # Subfolder of a step's output for the job's own counts and statistics; `run_step` deletes it
 # once `finish` has read it.
@@ -139,7 +139,7 @@ def run_step(
     """
     final_dir = config.step_dir(step)
     remote = "://" in final_dir
-    out_dir = final_dir if remote else f"{final_dir}.tmp-{uuid.uuid4().hex[:8]}"
+    out_dir = final_dir if remote else staging_dir(final_dir)
     runner = options.get_all_options().get("runner")
     log_path = os.path.join(config.work_dir, "logs", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}.log")
     say(f"{step}: Beam and worker logs go to {log_path}")

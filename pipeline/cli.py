@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         if args.command in _WRITERS:
             from pipeline.lock import work_dir_lock
-            from pipeline.sweep import sweep_staging
+            from pipeline.staging import sweep_staging
 
             with work_dir_lock(config.work_dir):
                 sweep_staging(config)

@@ -44,8 +44,8 @@ from pipeline.manifest import (
     write_json_atomic,
 )
 from pipeline.progress import say
+from pipeline.staging import sweep_staging
 from pipeline.steps import STEPS, steps_for
-from pipeline.sweep import sweep_staging
 from pipeline.timestamps import format_timestamp
 
 __all__ = ["RUNS_DIR", "STEP_SPECS", "StepSpec", "code_fingerprint", "record_path", "run"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.manifest import code_version, read_json, write_json_atomic
 from pipeline.progress import say
+from pipeline.staging import version_staging
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing, batch_buckets
@@ -131,7 +131,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     model_dir = os.path.join(base, s.model_name)
     os.makedirs(model_dir, exist_ok=True)
     version = next_version(model_dir)
-    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    staging = version_staging(model_dir, version)
     final = os.path.join(model_dir, str(version))
     say(
         f"export: version {version} of {s.model_name!r}, {len(space.catalog_ids):,} items → {final}"

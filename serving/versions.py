@@ -20,9 +20,9 @@ import os
 import re
 import shutil
 import time
-import uuid
 
 from pipeline.errors import DataError
+from pipeline.staging import version_staging
 
 __all__ = [
     "ROLLED_BACK",
@@ -83,7 +83,7 @@ def push_version(saved_model_dir: str, model_dir: str, keep: int) -> int:
         raise DataError(f"keep must be at least 1 (got {keep})")
     os.makedirs(model_dir, exist_ok=True)
     version = next_version(model_dir)
-    staging = os.path.join(model_dir, f".tmp-push-{version}-{uuid.uuid4().hex[:8]}")
+    staging = version_staging(model_dir, version, "push")
     try:
         shutil.copytree(saved_model_dir, staging)
         os.rename(staging, os.path.join(model_dir, str(version)))
@@ -107,7 +107,7 @@ def prune_versions(model_dir: str, keep: int) -> list[int]:
         raise DataError(f"keep must be at least 1 (got {keep})")
     removed = versions(model_dir)[:-keep]
     for old in removed:
-        hidden = os.path.join(model_dir, f".tmp-remove-{old}-{uuid.uuid4().hex[:8]}")
+        hidden = version_staging(model_dir, old, "remove")
         os.rename(os.path.join(model_dir, str(old)), hidden)
         shutil.rmtree(hidden, ignore_errors=True)
     return removed

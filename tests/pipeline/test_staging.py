@@ -5,7 +5,7 @@ import os
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.run import run
-from pipeline.sweep import sweep_staging
+from pipeline.staging import sweep_staging
 
 STALE = [
     "preprocess.tmp-0123abcd",
