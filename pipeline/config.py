@@ -23,6 +23,7 @@ __all__ = [
     "BeamConfig",
     "Config",
     "DataConfig",
+    "EvaluateConfig",
     "EventFields",
     "EventsInput",
     "GateConfig",
@@ -191,7 +192,16 @@ class SplitConfig:
         after it are eval. Overrides `eval_fraction`.
       eval_count: `random` only: the exact number of eval events (the TFRS tutorials use
         20,000 of MovieLens 100K's 100,000 ratings).
-      seed: Seed of the `random` split.
+      seed: Seed of the `random` split, of the validation share of a `random` split and of
+        the cold-item draw.
+      validation_fraction: The validation slice carved from the train events, which model
+        selection (early stopping, best-epoch restore) reads instead of the eval split:
+        `temporal`, the latest `validation_fraction` of train events by time;
+        `leave_last_out`, each user's second-to-last event; `random`, a seeded share of train
+        events. 0 trains without a validation slice (no early stopping).
+      cold_item_fraction: The item cold-start protocol: a seeded share of catalog items whose
+        every event goes to eval and none to train, so the model meets them only through their
+        text and categories. 0 (default) turns it off.
     """
 
     method: str = "temporal"
@@ -199,6 +209,8 @@ class SplitConfig:
     cutoff: str | None = None
     eval_count: int | None = None
     seed: int = 42
+    validation_fraction: float = 0.1
+    cold_item_fraction: float = 0.0
 
 
 @dataclass
@@ -450,6 +462,26 @@ class ServingConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """`recsys evaluate`: the model and the baselines on the eval split.
+
+    Attributes:
+      exclude_seen: Every system's ranking leaves out the items the user interacted with
+        strictly before the event (all of them, not only the history window), as serving's
+        `exclude_seen` does. Off keeps the TFRS tutorials' protocol.
+      ease_lambda: L2 regularization of the EASE baseline (Steck, WWW 2019).
+      ease_max_items: EASE inverts an items × items matrix: above this catalog size it is
+        skipped, and the report says so.
+      seed: Seed of the random tie-breaking of equal scores.
+    """
+
+    exclude_seen: bool = False
+    ease_lambda: float = 500.0
+    ease_max_items: int = 30_000
+    seed: int = 0
+
+
+@dataclass
 class GateConfig:
     """The validation gate `recsys push` applies before a version is served.
 
@@ -458,11 +490,16 @@ class GateConfig:
         `rmse`).
       max_regression: Metric → largest allowed relative drop against the served version's
         metrics (its manifest); 0.05 allows 5% worse. The first push has no baseline.
+      min_ratio_to_baseline: Metric → the least ratio of the model's value to the best
+        baseline's of the same evaluation (1.0: at least as good as every baseline).
     """
 
     min_metrics: dict[str, float] = field(default_factory=dict)
     max_regression: dict[str, float] = field(
         default_factory=lambda: {"recall@50": 0.05, "ndcg@10": 0.05}
+    )
+    min_ratio_to_baseline: dict[str, float] = field(
+        default_factory=lambda: {"recall@50": 1.0, "ndcg@10": 1.0}
     )
 
 
@@ -520,6 +557,7 @@ class Config:
       text: See `TextConfig`.
       model: See `ModelConfig`.
       train: See `TrainConfig`.
+      evaluate: See `EvaluateConfig`.
       serving: See `ServingConfig`.
       gate: See `GateConfig`.
       beam: See `BeamConfig`.
@@ -533,6 +571,7 @@ class Config:
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     beam: BeamConfig = field(default_factory=BeamConfig)
@@ -752,6 +791,18 @@ def validate(config: Config) -> None:
                 sp.cutoff,
                 "must be epoch seconds or an ISO-8601 time",
             )
+    check(
+        0 <= sp.validation_fraction < 1,
+        "preprocess.split.validation_fraction",
+        sp.validation_fraction,
+        "must be in [0, 1)",
+    )
+    check(
+        0 <= sp.cold_item_fraction < 1,
+        "preprocess.split.cold_item_fraction",
+        sp.cold_item_fraction,
+        "must be in [0, 1)",
+    )
     if sp.eval_count is not None:
         check(
             sp.method == "random",
@@ -882,6 +933,13 @@ def validate(config: Config) -> None:
     )
     for name, value in config.gate.max_regression.items():
         check(0 <= value < 1, f"gate.max_regression.{name}", value, "must be in [0, 1)")
+    for name, value in config.gate.min_ratio_to_baseline.items():
+        check(value >= 0, f"gate.min_ratio_to_baseline.{name}", value, "must be at least 0")
+    ev = config.evaluate
+    check(ev.ease_lambda > 0, "evaluate.ease_lambda", ev.ease_lambda, "must be positive")
+    check(
+        ev.ease_max_items >= 0, "evaluate.ease_max_items", ev.ease_max_items, "must be at least 0"
+    )
     limits = ("num_candidates", "max_k", "max_history", "max_candidates", "max_query_bytes")
     for name in (*limits, "similarity_dim"):
         value = getattr(sv, name)

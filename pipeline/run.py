@@ -131,7 +131,7 @@ STEP_SPECS = {
         StepSpec("train", ("model", "train", "text"), _model_inputs, _trained),
         StepSpec(
             "evaluate",
-            ("model", "text"),
+            ("model", "text", "evaluate"),
             lambda c: [*_model_inputs(c), *_trained(c)],
             _metrics,
         ),
