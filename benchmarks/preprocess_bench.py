@@ -105,7 +105,7 @@ def reference_preprocess(config, out_dir: str) -> dict[str, int]:
         for duplicate, _ in duplicates:
             error = RecordError(reasons.DUPLICATE_EVENT, "duplicate", None)
             dead.append(dead_letter("events", duplicate.source, duplicate.line, error, ""))
-        flags = splits.assign_splits(timeline, rule)
+        flags = [name == splits.EVAL for name in splits.assign_splits(timeline, rule)]
         user_counts[user_id] = (len(flags) - sum(flags), len(flags))
         for entry, is_eval in zip(timeline, flags, strict=True):
             e = entry.event

@@ -1,26 +1,30 @@
-"""`recsys evaluate`: full-catalog evaluation of the trained model against two baselines.
+"""`recsys evaluate`: full-catalog evaluation of the trained model against strong baselines.
 
 Every eval event is a query (its user, history and time) whose true item is ranked among the
-whole catalog, cold items included. The model is compared, in the same run and on the same
-queries, with two baselines: most-popular (train counts) and item co-occurrence (items that
-followed the query's history items in training sequences). Outputs in `<work_dir>/evaluation/`:
-`metrics.json` (flat keys, baselines under `baselines.<name>.<metric>`), `report.md` and PNG
-plots.
+whole catalog, cold items included. The model and the baselines of `models.baselines` (most
+popular, co-occurrence, item-kNN, EASE, content-only) rank the same queries through
+`models.ranking.rank_queries`, with the same exclusions (`evaluate.exclude_seen`: the items the
+user interacted with before the event) and random tie-breaking. This step is the only reader of
+the eval split; training and model selection read the validation slice of train. Outputs in
+`<work_dir>/evaluation/`: `metrics.json` (flat keys, baselines under `baselines.<name>.<metric>`),
+`report.md` and PNG plots.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from models import baselines as b
 from models import metrics as m
+from models.eval_data import EvalQueries, EventColumns, read_events, seen_before
 from models.features import FeatureSpace
+from models.ranking import Ranking, rank_queries
 from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline import schema
 from pipeline.config import Config
@@ -29,134 +33,95 @@ from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
 from pipeline.timestamps import format_timestamp
 
-__all__ = ["Ranking", "evaluate", "summarize"]
+__all__ = ["BASELINES", "baseline_scorers", "evaluate", "summarize"]
 
 KS = (10, 50, 100)
 ACCURACY_KS = (1, 5, 10, 50, 100)
 STEP = "evaluation"
+BASELINES = ("most_popular", "cooccurrence", "item_knn", "ease", "content")
 
 
-@dataclass
-class Ranking:
-    """One system's answers to the eval queries.
+def model_scorer(model, space: FeatureSpace, pattern: str, expected: int):
+    """The model's cosine scores of the eval queries and its predicted labels of their items.
 
-    Attributes:
-      ranks: `[queries]` full-catalog rank of each true item (1 = best).
-      topk: `[queries, 100]` best catalog indices per query.
-    """
-
-    ranks: np.ndarray
-    topk: np.ndarray
-
-
-@dataclass
-class EvalSet:
-    users: np.ndarray
-    truth: np.ndarray  # catalog index of each eval event's item
-    histories: list[np.ndarray]  # catalog indices of each event's history
-    labels: np.ndarray
-
-
-def _rank_rows(scores: np.ndarray, truth: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    k = min(k, scores.shape[1])
-    true_scores = scores[np.arange(len(truth)), truth]
-    ranks = 1 + (scores > true_scores[:, None]).sum(axis=1)
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-    return ranks, np.take_along_axis(top, order, axis=1)
-
-
-def _read_eval(config: Config, space: FeatureSpace) -> tuple[EvalSet, tf.data.Dataset]:
-    pattern = schema.output_pattern(config.step_dir("preprocess"), "eval")
-    dataset = make_dataset(pattern, schema.EVENTS, batch_size=512)
-    index = {item: i for i, item in enumerate(space.catalog_ids)}
-    users, truth, histories, labels = [], [], [], []
-    for batch in dataset:
-        users.extend(batch["user_id"].numpy())
-        truth.extend(index[i.decode()] for i in batch["item_id"].numpy())
-        labels.extend(batch["label"].numpy())
-        for row in batch["history_item_ids"].to_list():
-            histories.append(np.array([index[i.decode()] for i in row if i.decode() in index]))
-    return (
-        EvalSet(np.array(users), np.array(truth), histories, np.array(labels, np.float32)),
-        dataset,
-    )
-
-
-def rank_with_model(
-    model, space: FeatureSpace, dataset: tf.data.Dataset, truth: np.ndarray
-) -> tuple[Ranking, np.ndarray]:
-    """Model ranking and predicted labels of the eval queries."""
+    Returns `(score, predictions)`: `score(rows)` gives `[rows, catalog]` query–candidate
+    cosines (what serving's retrieval ranks by), `predictions` the ranking head's label for
+    each query's true item (for RMSE)."""
     raw_candidates = model.candidate_vector(tf.constant(space.catalog_ids))
     candidates = tf.math.l2_normalize(raw_candidates, axis=-1).numpy()
-    raw_candidates = raw_candidates.numpy()
-    ranks, tops, predictions = [], [], []
-    done = 0
-    bar = ProgressBar("evaluate: scoring eval events", len(truth))
-    for batch in dataset:
-        raw_query = model.query_vector(batch)
-        query = tf.math.l2_normalize(raw_query, axis=-1).numpy()
-        rows = truth[done : done + len(query)]
-        r, t = _rank_rows(query @ candidates.T, rows, max(KS))
-        ranks.append(r)
-        tops.append(t)
-        predictions.append(model.rank(raw_query, tf.constant(raw_candidates[rows])).numpy())
-        done += len(query)
-        bar.update(done)
-    return Ranking(np.concatenate(ranks), np.concatenate(tops)), np.concatenate(predictions)
-
-
-def rank_by_popularity(space: FeatureSpace, eval_set: EvalSet) -> Ranking:
-    """Most-popular: the same list for everyone, by train events (ties by catalog order)."""
-    order = np.argsort(-space.train_counts, kind="stable")
-    position = np.empty(len(order), np.int64)
-    position[order] = np.arange(1, len(order) + 1)
-    n = len(eval_set.truth)
-    return Ranking(position[eval_set.truth], np.tile(order[: max(KS)], (n, 1)))
-
-
-def cooccurrence_counts(config: Config, space: FeatureSpace) -> dict[int, Counter]:
-    """For each item, how often each other item followed it in a train event's history."""
-    pattern = schema.output_pattern(config.step_dir("preprocess"), "train")
     index = {item: i for i, item in enumerate(space.catalog_ids)}
-    follows: dict[int, Counter] = {}
-    for batch in make_dataset(pattern, schema.EVENTS, batch_size=2048):
-        items = [index[i.decode()] for i in batch["item_id"].numpy()]
-        for item, history in zip(items, batch["history_item_ids"].to_list(), strict=True):
-            for h in set(history):
-                follows.setdefault(index[h.decode()], Counter())[item] += 1
-    return follows
-
-
-def rank_by_cooccurrence(
-    space: FeatureSpace, eval_set: EvalSet, follows: dict[int, Counter]
-) -> Ranking:
-    """Item co-occurrence: score = how often each item followed the query's history items in
-    training, ties broken by popularity (so an empty history falls back to most-popular)."""
-    tiebreak = (
-        space.train_counts / (space.train_counts.max() + 1.0) if len(space.train_counts) else 0
+    queries, predictions = [], []
+    bar = ProgressBar("evaluate: model query vectors", expected)
+    for batch in make_dataset(pattern, schema.EVENTS, batch_size=512):
+        raw_query = model.query_vector(batch)
+        queries.append(tf.math.l2_normalize(raw_query, axis=-1).numpy())
+        rows = [index.get(i.decode(), 0) for i in batch["item_id"].numpy()]
+        predictions.append(model.rank(raw_query, tf.gather(raw_candidates, rows)).numpy())
+        bar.update(sum(len(q) for q in queries))
+    vectors = np.concatenate(queries) if queries else np.zeros((0, candidates.shape[1]))
+    if len(vectors) != expected:
+        raise RuntimeError(
+            f"read {len(vectors)} eval queries for the model, {expected} for the rest"
+        )
+    return (lambda rows: vectors[rows] @ candidates.T), (
+        np.concatenate(predictions) if predictions else np.zeros(0, np.float32)
     )
-    ranks, tops = [], []
-    for start in range(0, len(eval_set.truth), 512):
-        rows = range(start, min(start + 512, len(eval_set.truth)))
-        scores = np.tile(tiebreak, (len(rows), 1))
-        for r, q in enumerate(rows):
-            for h in eval_set.histories[q]:
-                for item, count in follows.get(int(h), {}).items():
-                    scores[r, item] += count
-        rk, tp = _rank_rows(scores, eval_set.truth[list(rows)], max(KS))
-        ranks.append(rk)
-        tops.append(tp)
-    return Ranking(np.concatenate(ranks), np.concatenate(tops))
 
 
-def summarize(ranking: Ranking, eval_set: EvalSet, space: FeatureSpace) -> dict[str, float]:
-    """Every metric of one system, flat keys such as `recall@50`, `ndcg@10`."""
+def baseline_scorers(
+    config: Config, space: FeatureSpace, before: EventColumns, queries: EvalQueries
+) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, str]]:
+    """Each baseline's scorer of query rows, and the reason for each baseline left out.
+
+    `before` holds every event before the eval split (train and validation): what the
+    baselines learn from, as a deployed model would."""
+    n = len(space.catalog_ids)
+    known = before.items >= 0
+    scorers: dict[str, b.Scorer] = {"most_popular": b.popularity_scorer(space.train_counts)}
+    entries = known[before.history_rows]
+    follows = b.follow_counts(
+        before.history_items[entries], before.history_rows[entries], before.items, n
+    )
+    scorers["cooccurrence"] = b.cooccurrence_scorer(follows, space.train_counts)
+    skipped: dict[str, str] = {}
+    limit = config.evaluate.ease_max_items
+    if n <= limit:
+        _, users = np.unique(before.users[known], return_inverse=True)
+        gram = b.gram_matrix(users, before.items[known], n)
+        scorers["item_knn"] = b.item_knn_scorer(gram)
+        scorers["ease"] = b.ease_scorer(gram, config.evaluate.ease_lambda)
+    else:
+        reason = (
+            f"the catalog has {n:,} items, above evaluate.ease_max_items = {limit:,} "
+            "(an items × items matrix)"
+        )
+        skipped.update(item_knn=reason, ease=reason)
+    if space.text_dim and space.has_text.any():
+        scorers["content"] = b.content_scorer(space.text_embeddings, space.has_text)
+    else:
+        skipped["content"] = "no item text embeddings (model.use_text is off or no item has text)"
+    histories = queries.histories
+    return {
+        name: (lambda rows, s=scorer: s([histories[r] for r in rows]))
+        for name, scorer in scorers.items()
+    }, skipped
+
+
+def summarize(ranking: Ranking, queries: EvalQueries, space: FeatureSpace) -> dict[str, float]:
+    """Every metric of one system, flat keys such as `recall@50`, `ndcg@10`.
+
+    `recall@k`, `ndcg@k` are per eval event (the headline); `user_recall@k`, `user_ndcg@k`
+    average each user's mean first, so a user with a quarter of a temporal eval split counts
+    once; `user_hit_rate@k` is the share of users with at least one hit."""
+    users = queries.events.users
+    truth = queries.events.items
     out: dict[str, float] = {}
     for k in KS:
         out[f"recall@{k}"] = m.recall_at_k(ranking.ranks, k)
         out[f"ndcg@{k}"] = m.ndcg_at_k(ranking.ranks, k)
-        out[f"hit_rate@{k}"] = m.user_hit_rate_at_k(ranking.ranks, eval_set.users, k)
+        out[f"user_recall@{k}"] = m.user_mean(m.hits_at_k(ranking.ranks, k), users)
+        out[f"user_ndcg@{k}"] = m.user_mean(m.gains_at_k(ranking.ranks, k), users)
+        out[f"user_hit_rate@{k}"] = m.user_hit_rate_at_k(ranking.ranks, users, k)
         out[f"coverage@{k}"] = m.catalog_coverage(ranking.topk[:, :k], len(space.catalog_ids))
     for k in ACCURACY_KS:
         out[f"top_{k}_accuracy"] = m.recall_at_k(ranking.ranks, k)
@@ -167,10 +132,24 @@ def summarize(ranking: Ranking, eval_set: EvalSet, space: FeatureSpace) -> dict[
     out["category_ild@10"] = m.category_ild(top10, space.item_categories)
     out["novelty@10"] = m.novelty(top10, space.sampling_probability())
     out["long_tail_share@10"] = m.long_tail_share(top10, space.train_counts)
-    cold = space.train_counts[eval_set.truth] == 0
+    cold = space.train_counts[truth] == 0
     for k in KS:
         out[f"cold_start_recall@{k}"] = m.recall_at_k(ranking.ranks[cold], k)
     return out
+
+
+def _eval_queries(config: Config, space: FeatureSpace) -> tuple[EvalQueries, EventColumns]:
+    pre_dir = config.step_dir("preprocess")
+    events = read_events(schema.output_pattern(pre_dir, "eval"), space.catalog_ids)
+    before = read_events(schema.pre_eval_patterns(pre_dir), space.catalog_ids)
+    outside = int((events.items < 0).sum())
+    if outside:
+        raise RuntimeError(
+            f"{outside} eval events are on items outside the model's catalog "
+            "(preprocess.vocab.item_min_count left them out); evaluation ranks catalog items only"
+        )
+    exclusions = seen_before(events, [before, events]) if config.evaluate.exclude_seen else None
+    return EvalQueries(events, events.histories(), exclusions), before
 
 
 def evaluate(config: Config) -> dict[str, Any]:
@@ -179,27 +158,41 @@ def evaluate(config: Config) -> dict[str, Any]:
     space = load_feature_space(config)
     weights_id = trained_id(config)  # before loading: the weights these metrics belong to
     model = load_trained_model(config, space)
-    eval_set, dataset = _read_eval(config, space)
-    say(f"evaluate: {len(eval_set.truth):,} eval events over {len(space.catalog_ids):,} items")
-    ranking, predictions = rank_with_model(model, space, dataset, eval_set.truth)
-    results = summarize(ranking, eval_set, space)
-    results["rmse"] = m.rmse(eval_set.labels, predictions)
-    say("evaluate: baselines (most popular, item co-occurrence)")
-    baselines = {
-        "most_popular": summarize(rank_by_popularity(space, eval_set), eval_set, space),
-        "cooccurrence": summarize(
-            rank_by_cooccurrence(space, eval_set, cooccurrence_counts(config, space)),
-            eval_set,
-            space,
-        ),
-    }
-    cold = int((space.train_counts[eval_set.truth] == 0).sum())
+    queries, before = _eval_queries(config, space)
+    n_queries = len(queries.events)
+    truth = queries.events.items
+    say(
+        f"evaluate: {n_queries:,} eval events over {len(space.catalog_ids):,} items, "
+        f"seen items {'excluded' if queries.exclusions is not None else 'not excluded'}"
+    )
+    pattern = schema.output_pattern(config.step_dir("preprocess"), "eval")
+    score, predictions = model_scorer(model, space, pattern, n_queries)
+    seed = config.evaluate.seed
+
+    def rank(name: str, scorer) -> Ranking:
+        bar = ProgressBar(f"evaluate: ranking with {name}", n_queries)
+        return rank_queries(scorer, truth, queries.exclusions, seed, max(KS), bar.update)
+
+    results = summarize(rank("the model", score), queries, space)
+    results["rmse"] = m.rmse(queries.events.labels, predictions)
+    scorers, skipped = baseline_scorers(config, space, before, queries)
+    baselines = {name: summarize(rank(name, s), queries, space) for name, s in scorers.items()}
+    cold = int((space.train_counts[truth] == 0).sum())
     output = {
         **results,
         "baselines": baselines,
-        "eval_events": len(eval_set.truth),
+        "baselines_skipped": skipped,
+        "eval_events": n_queries,
+        "eval_users": len(np.unique(queries.events.users)),
         "cold_start_events": cold,
         "catalog_items": len(space.catalog_ids),
+        "exclude_seen": config.evaluate.exclude_seen,
+        "excluded_per_query": (
+            float(np.mean([len(x) for x in queries.exclusions]))
+            if queries.exclusions is not None and n_queries
+            else 0.0
+        ),
+        "ease_lambda": config.evaluate.ease_lambda,
         "trained_id": weights_id,
         "code_version": code_version(),
         "created_at": format_timestamp(int(time.time())),
@@ -218,8 +211,10 @@ _REPORT_KEYS = (
     "recall@100",
     "ndcg@10",
     "ndcg@50",
+    "user_recall@50",
+    "user_ndcg@10",
     "mrr",
-    "hit_rate@10",
+    "user_hit_rate@10",
     "top_1_accuracy",
     "top_5_accuracy",
     "top_10_accuracy",
@@ -236,14 +231,35 @@ _REPORT_KEYS = (
 )
 
 
+def best_baseline(output: dict[str, Any], metric: str) -> tuple[str | None, float]:
+    """The baseline with the highest `metric` in an evaluation's output, and its value."""
+    values = {name: v[metric] for name, v in output.get("baselines", {}).items() if metric in v}
+    if not values:
+        return None, 0.0
+    name = max(values, key=values.get)
+    return name, float(values[name])
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "–"
+
+
 def _report(output: dict[str, Any]) -> str:
     systems = {"model": output, **output["baselines"]}
+    exclusion = (
+        f"the items each user interacted with before the event are excluded from every "
+        f"ranking ({output['excluded_per_query']:.1f} per query on average)"
+        if output["exclude_seen"]
+        else "nothing is excluded (items the user has seen can be recommended again)"
+    )
     lines = [
         "# Evaluation",
         "",
-        f"{output['eval_events']:,} eval events ranked over the full catalog of "
-        f"{output['catalog_items']:,} items; {output['cold_start_events']:,} of them are on items "
-        "without train events (cold start).",
+        f"{output['eval_events']:,} eval events of {output['eval_users']:,} users ranked over "
+        f"the full catalog of {output['catalog_items']:,} items; "
+        f"{output['cold_start_events']:,} of them are on items without train events (cold "
+        f"start). Every system ranks the same queries; {exclusion}; ties are broken at random. "
+        "`recall@k`/`ndcg@k` are per event, `user_*` average each user's mean.",
         "",
         "| metric | " + " | ".join(systems) + " |",
         "|---|" + "---:|" * len(systems),
@@ -252,6 +268,22 @@ def _report(output: dict[str, Any]) -> str:
         if key in output:
             cells = [f"{s[key]:.4f}" if key in s else "–" for s in systems.values()]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for metric in ("recall@50", "ndcg@10", "cold_start_recall@50"):
+        name, value = best_baseline(output, metric)
+        if name is not None:
+            lines.append(
+                f"- {metric}: model / best baseline ({name}) = {_ratio(output[metric], value)}"
+            )
+    ease = output["baselines"].get("ease")
+    if ease:
+        lines.append(
+            f"- model / EASE (λ = {output['ease_lambda']:g}): recall@50 "
+            f"{_ratio(output['recall@50'], ease['recall@50'])}, ndcg@10 "
+            f"{_ratio(output['ndcg@10'], ease['ndcg@10'])}"
+        )
+    for name, reason in output.get("baselines_skipped", {}).items():
+        lines.append(f"- baseline {name} not run: {reason}")
     lines += [
         "",
         "![metrics by K](metrics_by_k.png)",

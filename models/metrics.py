@@ -15,6 +15,8 @@ __all__ = [
     "catalog_coverage",
     "category_ild",
     "embedding_ild",
+    "gains_at_k",
+    "hits_at_k",
     "long_tail_share",
     "mrr",
     "ndcg_at_k",
@@ -22,20 +24,38 @@ __all__ = [
     "recall_at_k",
     "rmse",
     "user_hit_rate_at_k",
+    "user_mean",
 ]
+
+
+def hits_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per query, 1.0 where the true item ranks within the top k, else 0.0."""
+    return (ranks <= k).astype(np.float64)
+
+
+def gains_at_k(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per query, NDCG@k with one relevant item: 1 / log2(rank + 1) inside the top k, else 0."""
+    return np.where(ranks <= k, 1.0 / np.log2(ranks.astype(np.float64) + 1.0), 0.0)
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:
     """Share of queries whose true item ranks within the top k."""
-    return float(np.mean(ranks <= k)) if len(ranks) else 0.0
+    return float(np.mean(hits_at_k(ranks, k))) if len(ranks) else 0.0
 
 
 def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
-    """Mean NDCG@k with one relevant item: 1 / log2(rank + 1) inside the top k, else 0."""
-    if not len(ranks):
+    """Mean NDCG@k over queries (see `gains_at_k`)."""
+    return float(np.mean(gains_at_k(ranks, k))) if len(ranks) else 0.0
+
+
+def user_mean(values: np.ndarray, users: np.ndarray) -> float:
+    """The mean over users of each user's mean of a per-query value: every user counts once,
+    however many eval events they have."""
+    if not len(values):
         return 0.0
-    gains = np.where(ranks <= k, 1.0 / np.log2(ranks.astype(np.float64) + 1.0), 0.0)
-    return float(np.mean(gains))
+    _, inverse, counts = np.unique(users, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=values)
+    return float(np.mean(sums / counts))
 
 
 def mrr(ranks: np.ndarray) -> float:

@@ -2,9 +2,10 @@
 
 Input comes through `pipeline.reader` (the schema module's features, parallel reads, shuffling,
 caching, prefetch). Training backs itself up every epoch and, when a run was interrupted,
-resumes from the last completed epoch (`BackupAndRestore`); early stopping on the eval loss keeps
-the best weights; TensorBoard logs go to `<work_dir>/model/tensorboard`. The trained weights are
-published in `<work_dir>/model/trained/` with a manifest, only when training finished.
+resumes from the last completed epoch (`BackupAndRestore`); the number of epochs is chosen on
+the validation slice of train (never on the eval split, which only `recsys evaluate` reads);
+TensorBoard logs go to `<work_dir>/model/tensorboard`. The trained weights are published in
+`<work_dir>/model/trained/` with a manifest, only when training finished.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import time
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from models.features import FeatureSpace
@@ -21,7 +23,13 @@ from models.recommender import Recommender
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import DataError
-from pipeline.manifest import code_version, file_sha256, publish_dir, write_json_atomic
+from pipeline.manifest import (
+    code_version,
+    file_sha256,
+    publish_dir,
+    read_json,
+    write_json_atomic,
+)
 from pipeline.progress import say
 from pipeline.reader import make_dataset
 from pipeline.staging import staging_dir
@@ -105,8 +113,44 @@ def _create_variables(model: Recommender, dim: int) -> None:
     model.rank(tf.zeros([1, dim]), tf.zeros([1, dim]))
 
 
+def _fit(model, data, epochs, validation, backup, callbacks, patience=0) -> dict[str, list]:
+    all_callbacks = [
+        tf.keras.callbacks.BackupAndRestore(backup),
+        tf.keras.callbacks.TensorBoard(os.path.join(os.path.dirname(backup), "tensorboard")),
+        *callbacks,
+    ]
+    if patience:
+        all_callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True
+            )
+        )
+    return model.fit(
+        data,
+        validation_data=validation,
+        epochs=epochs,
+        callbacks=all_callbacks,
+        verbose=1 if os.isatty(2) else 2,
+    ).history
+
+
+def _has_events(pattern: str) -> bool:
+    """Whether any file of a TFRecord glob holds a record (an empty split leaves empty files)."""
+    for path in tf.io.gfile.glob(pattern):
+        for _ in tf.data.TFRecordDataset(path, compression_type="GZIP").take(1):
+            return True
+    return False
+
+
 def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> dict[str, Any]:
     """Trains (or resumes training) and returns the manifest of the trained model.
+
+    Model selection reads the validation slice of train only, never the eval split: with early
+    stopping on, the model is fitted on the train events and the epoch with the lowest
+    validation loss is chosen; with `train.refit` a fresh model (same seed) is then fitted on
+    train + validation for that many epochs, so the served model has seen every event before
+    the eval split, as the baselines have. Without early stopping (or without validation
+    events) the model is fitted on train + validation for `train.epochs`.
 
     Args:
       config: The configuration.
@@ -123,46 +167,73 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
     strategy = distribution_strategy(t.strategy)
     with strategy.scope():
         model = build_model(config, space)
-    train_data = make_dataset(
-        schema.output_pattern(pre_dir, "train"),
-        schema.EVENTS,
-        t.batch_size,
-        shuffle_buffer=t.shuffle_buffer,
-        seed=t.seed,
-        cache=True,
-        drop_remainder=True,  # in-batch negatives: every step sees a full batch
-    )
-    eval_data = make_dataset(
-        schema.output_pattern(pre_dir, "eval"), schema.EVENTS, t.batch_size, cache=True
-    )
+
+    def events(patterns) -> tf.data.Dataset:
+        return make_dataset(
+            patterns,
+            schema.EVENTS,
+            t.batch_size,
+            shuffle_buffer=t.shuffle_buffer,
+            seed=t.seed,
+            cache=True,
+            drop_remainder=True,  # in-batch negatives: every step sees a full batch
+        )
+
+    validation_pattern = schema.output_pattern(pre_dir, "validation")
+    select = bool(t.epochs and t.early_stopping_patience and _has_events(validation_pattern))
     say(
         f"train: {len(space.user_ids):,} trained users, {len(space.catalog_ids):,} catalog items "
-        f"({len(space.trained_item_ids):,} with train events), up to {t.epochs} epochs "
-        f"→ {out_dir}"
+        f"({len(space.trained_item_ids):,} with train events), up to {t.epochs} epochs"
+        + (", chosen on the validation slice" if select else "")
+        + f" → {out_dir}"
     )
-    all_callbacks = [
-        tf.keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-        tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
-        *callbacks,
-    ]
-    if t.early_stopping_patience:
-        all_callbacks.append(
-            tf.keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=t.early_stopping_patience, restore_best_weights=True
-            )
+    selection: dict[str, Any] = {}
+    history: dict[str, list] = {}
+    chosen = os.path.join(out_dir, "backup-selection.json")  # a killed refit skips selection
+    if select and t.refit and os.path.exists(chosen):
+        selection = read_json(chosen)
+    elif select:
+        validation = make_dataset(validation_pattern, schema.EVENTS, t.batch_size, cache=True)
+        selection = _fit(
+            model,
+            events(schema.output_pattern(pre_dir, "train")),
+            t.epochs,
+            validation,
+            os.path.join(out_dir, "backup"),
+            callbacks,
+            t.early_stopping_patience,
         )
-    if t.epochs:
-        history = model.fit(
-            train_data,
-            validation_data=eval_data,
-            epochs=t.epochs,
-            callbacks=all_callbacks,
-            verbose=1 if os.isatty(2) else 2,
-        ).history
+        selection = {k: [float(x) for x in v] for k, v in selection.items()}
+        if t.refit:
+            write_json_atomic(chosen, selection)
+    if select:
+        history = selection
+        best = int(np.argmin(selection["val_loss"])) + 1
+        if t.refit:
+            say(f"train: best validation loss after {best} epoch(s); refit on train + validation")
+            tf.keras.utils.set_random_seed(t.seed)
+            with strategy.scope():
+                model = build_model(config, space)
+            history = _fit(
+                model,
+                events(schema.pre_eval_patterns(pre_dir)),
+                best,
+                None,
+                os.path.join(out_dir, "backup-refit"),
+                callbacks,
+            )
+    elif t.epochs:
+        history = _fit(
+            model,
+            events(schema.pre_eval_patterns(pre_dir)),
+            t.epochs,
+            None,
+            os.path.join(out_dir, "backup"),
+            callbacks,
+        )
     else:  # zero epochs: the initialized model, a floor for the validation gate
         _create_variables(model, config.model.embedding_dim)
-        history = {}
-    losses = history.get("val_loss", [])
+    losses = selection.get("val_loss", [])
     manifest = {
         "step": "train",
         "code_version": code_version(),
@@ -171,7 +242,10 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
         "train": dict(vars(t)),
         "epochs_run": len(history.get("loss", [])),
         "history": {k: [float(x) for x in v] for k, v in history.items()},
+        "selection": {k: [float(x) for x in v] for k, v in selection.items()},
         "best_val_loss": min(losses) if losses else None,
+        "best_epochs": int(np.argmin(losses)) + 1 if losses else None,
+        "refit": bool(select and t.refit),
         "feature_space": {
             "users": len(space.user_ids),
             "trained_items": len(space.trained_item_ids),
@@ -182,6 +256,8 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
         "timings": {"seconds": round(time.time() - started, 2)},
     }
     _publish_weights(model, out_dir, manifest)
+    if os.path.exists(chosen):
+        os.remove(chosen)
     return manifest
 
 

@@ -355,8 +355,13 @@ class TrainConfig:
       batch_size: Events per step (also the in-batch negatives of retrieval).
       learning_rate: Adam's learning rate.
       shuffle_buffer: Events shuffled together; 0 keeps file order.
-      early_stopping_patience: Epochs without a lower eval loss before stopping (the best
-        weights are kept); 0 disables early stopping.
+      early_stopping_patience: Epochs without a lower validation loss before stopping (on the
+        validation slice of train, `preprocess.split.validation_fraction`; never the eval
+        split); 0 disables early stopping and the selection.
+      refit: After choosing the epoch count on the validation slice, fit a fresh model on
+        train + validation for that many epochs (the served model then learns from every event
+        before the eval split, as the baselines do; training takes up to twice as long).
+        Off, the model chosen on validation is published as it is.
       seed: Seed of initialization and shuffling.
       deterministic: Turn on TensorFlow op determinism (slower; identical reruns).
       strategy: `default` (one device), `mirrored` (all local GPUs) or `multi_worker`
@@ -368,6 +373,7 @@ class TrainConfig:
     learning_rate: float = 0.003
     shuffle_buffer: int = 100_000
     early_stopping_patience: int = 2
+    refit: bool = True
     seed: int = 42
     deterministic: bool = False
     strategy: str = "default"

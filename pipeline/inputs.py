@@ -13,10 +13,26 @@ from pipeline.errors import DataError
 from pipeline.formats import FileFormat
 from pipeline.records import EventParser, ItemParser
 
-__all__ = ["InputPlan", "match_files", "plan_inputs"]
+__all__ = ["InputPlan", "SideInput", "match_files", "plan_inputs"]
 
 _EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
 _READERS = {"jsonl": ("lines", "json"), "csv": ("csv", "row"), "parquet": ("parquet", "row")}
+
+
+@dataclass(frozen=True)
+class SideInput:
+    """Files of item text joined to the items by id after they are parsed.
+
+    Attributes:
+      kind: `tag` (MovieLens tags: joined into the item's extra text) or `plot` (ml-1m plots: the
+        item's description); see `pipeline.transforms.ResolveItems`.
+      files: Matched files.
+      fmt: How to read them; the decoder returns `item_id` and a field named `kind`.
+    """
+
+    kind: str
+    files: list[str]
+    fmt: FileFormat
 
 
 @dataclass(frozen=True)
@@ -25,23 +41,31 @@ class InputPlan:
 
     Attributes:
       layout: `jsonl`, `csv`, `parquet`, or the MovieLens release name.
-      event_files / item_files / tag_files: Matched files.
-      event_format / item_format / tag_format: How to read each.
+      event_files / item_files: Matched files.
+      event_format / item_format: How to read each.
       event_parser / item_parser: Field validation.
       item_field: The input's name for the item id (named in unknown-item dead letters).
+      side_inputs: Files of item text joined by id (MovieLens tags, ml-1m plots).
     """
 
     layout: str
     event_files: list[str]
     item_files: list[str]
-    tag_files: list[str]
     event_format: FileFormat
     item_format: FileFormat
-    tag_format: FileFormat | None
     event_parser: EventParser
     item_parser: ItemParser
     item_field: str
+    side_inputs: tuple[SideInput, ...] = ()
 
+    def files_of(self, kind: str) -> list[str]:
+        """The side files of one kind (`tag`, `plot`)."""
+        return [path for side in self.side_inputs if side.kind == kind for path in side.files]
+
+    @property
+    def side_files(self) -> list[str]:
+        """Every side file, of every kind: part of the preprocess step's input fingerprint."""
+        return [path for side in self.side_inputs for path in side.files]
 
 def match_files(pattern: str, what: str) -> list[str]:
     """Files matching a path or glob (any Beam filesystem), sorted.
@@ -81,7 +105,14 @@ def plan_inputs(config: Config) -> InputPlan:
         item_format = FileFormat(
             layout.items_reader, layout.items_decoder, max_record_bytes=limit, options=options
         )
-        tag_format = FileFormat(layout.tags_reader, layout.tags_decoder, max_record_bytes=limit)
+        side_inputs = tuple(
+            SideInput(
+                side.kind,
+                [side.path],
+                FileFormat(side.reader, side.decoder, max_record_bytes=limit),
+            )
+            for side in layout.side_files
+        )
         event_fields = EventFields(
             user_id="user_id",
             item_id="item_id",
@@ -95,13 +126,12 @@ def plan_inputs(config: Config) -> InputPlan:
             layout=layout.name,
             event_files=[layout.events_path],
             item_files=[layout.items_path],
-            tag_files=[layout.tags_path] if layout.tags_path else [],
             event_format=event_format,
             item_format=item_format,
-            tag_format=tag_format if layout.tags_path else None,
             event_parser=EventParser(event_fields, validation, "s", "rating", weights),
             item_parser=ItemParser(item_fields, validation, "|", ()),
             item_field="movieId" if layout.name == "ml-latest" else "item_id",
+            side_inputs=side_inputs,
         )
     is_dir = "://" not in path and os.path.isdir(path)
     if is_dir:
@@ -117,10 +147,8 @@ def plan_inputs(config: Config) -> InputPlan:
         layout=data.format,
         event_files=match_files(events_pattern, "data.events.path"),
         item_files=match_files(items_pattern, "data.items.path"),
-        tag_files=[],
         event_format=fmt,
         item_format=fmt,
-        tag_format=None,
         event_parser=EventParser(
             events.fields, validation, events.timestamp_unit, events.default_event_type, weights
         ),

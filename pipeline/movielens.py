@@ -2,8 +2,9 @@
 
 `detect_layout` recognizes a directory by its files; the decoders turn each layout's lines or rows
 into the pipeline's canonical fields (`user_id`, `item_id`, `rating`, `timestamp` for ratings;
-`item_id`, `title`, `description`, `categories` for movies; `item_id`, `tag` for tags). Item text is
-the title and genres, plus tags when the layout has them.
+`item_id`, `title`, `description`, `categories` for movies; `item_id`, `tag` for tags; `item_id`,
+`plot` for the plots some ml-1m copies carry). Item text is the title and genres, plus the tags or
+the plot (as the description) when the layout has them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,27 @@ from pipeline import reasons
 from pipeline.errors import DataError
 from pipeline.reasons import RecordError
 
-__all__ = ["DECODERS", "Layout", "detect_layout"]
+__all__ = ["DECODERS", "Layout", "SideFile", "detect_layout"]
 
 _NO_GENRES = "(no genres listed)"
+_PLOT_FILE = "movies_extrainfos.dat"
+_NOT_AVAILABLE = "N/A"  # OMDb's placeholder for a missing value
+
+
+@dataclass(frozen=True)
+class SideFile:
+    """A file of item text joined to the movies by id.
+
+    Attributes:
+      kind: `tag` (joined into the item's extra text) or `plot` (becomes its description); the
+        decoder returns `item_id` and a field of this name.
+      path / reader / decoder: The file, its reader (see `pipeline.formats`) and decoder name.
+    """
+
+    kind: str
+    path: str
+    reader: str
+    decoder: str
 
 
 @dataclass(frozen=True)
@@ -27,9 +46,11 @@ class Layout:
 
     Attributes:
       name: `ml-100k`, `ml-1m` or `ml-latest` (the small and full ml-latest share a layout).
-      events_path / items_path / tags_path: Files of ratings, movies and (optional) tags.
-      events_reader / items_reader / tags_reader: `lines` or `csv` (see `pipeline.formats`).
-      events_decoder / items_decoder / tags_decoder: Decoder names in `DECODERS`.
+      events_path / items_path: Files of ratings and movies.
+      events_reader / items_reader: `lines` or `csv` (see `pipeline.formats`).
+      events_decoder / items_decoder: Decoder names in `DECODERS`.
+      side_files: Optional files of item text found beside them: ml-latest's `tags.csv`, the
+        `movies_extrainfos.dat` of plots that ml-1m copies from the MeLU paper carry.
       genres: ml-100k genre names in flag order (from `u.genre`).
     """
 
@@ -40,9 +61,7 @@ class Layout:
     events_decoder: str
     items_reader: str
     items_decoder: str
-    tags_path: str | None = None
-    tags_reader: str = "csv"
-    tags_decoder: str = "movielens_tag_csv"
+    side_files: tuple[SideFile, ...] = ()
     genres: tuple[str, ...] = ()
 
 
@@ -81,6 +100,11 @@ def detect_layout(path: str) -> Layout:
             events_decoder="movielens_dat_rating",
             items_reader="lines",
             items_decoder="movielens_dat_movie",
+            side_files=(
+                (SideFile("plot", join(_PLOT_FILE), "lines", "movielens_dat_plot"),)
+                if has(_PLOT_FILE)
+                else ()
+            ),
         )
     if has("ratings.csv") and has("movies.csv"):
         return Layout(
@@ -91,7 +115,11 @@ def detect_layout(path: str) -> Layout:
             events_decoder="movielens_rating_csv",
             items_reader="csv",
             items_decoder="movielens_movie_csv",
-            tags_path=join("tags.csv") if has("tags.csv") else None,
+            side_files=(
+                (SideFile("tag", join("tags.csv"), "csv", "movielens_tag_csv"),)
+                if has("tags.csv")
+                else ()
+            ),
         )
     raise DataError(
         f"data.path {path!r} is not a MovieLens directory: expected u.data + u.item (ml-100k), "
@@ -189,6 +217,21 @@ def _decode_dat_movie(raw: bytes, fmt: Any) -> dict[str, Any]:
     }
 
 
+def _decode_dat_plot(raw: bytes, fmt: Any) -> dict[str, Any]:
+    parts = _split(raw.rstrip(b"\r\n"), b"::", 11, f"{_PLOT_FILE} line")
+    item = _ascii(parts[0])
+    try:
+        plot = parts[9].decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise RecordError(
+            reasons.INVALID_UTF8, f"invalid UTF-8 in field 'plot' at byte {e.start}", "plot"
+        ) from None
+    if plot in ("", _NOT_AVAILABLE):
+        detail = "field 'plot' is empty" if not plot else f"field 'plot' is {plot!r} (no plot)"
+        raise RecordError(reasons.EMPTY_FIELD, detail, "plot")
+    return {"item_id": item, "plot": plot}
+
+
 def _genres(text: str) -> list[str]:
     return [g.strip() for g in text.split("|") if g.strip() and g.strip() != _NO_GENRES]
 
@@ -220,6 +263,7 @@ DECODERS = {
     "movielens_100k_item": _decode_100k_item,
     "movielens_dat_rating": _decode_dat_rating,
     "movielens_dat_movie": _decode_dat_movie,
+    "movielens_dat_plot": _decode_dat_plot,
     "movielens_rating_csv": _decode_rating_csv,
     "movielens_movie_csv": _decode_movie_csv,
     "movielens_tag_csv": _decode_tag_csv,

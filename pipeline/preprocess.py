@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import apache_beam as beam
@@ -25,7 +25,7 @@ from pipeline.beam_step import (
     write_json,
     write_lines,
 )
-from pipeline.config import Config
+from pipeline.config import Config, SplitConfig
 from pipeline.errors import DataError
 from pipeline.inputs import InputPlan, plan_inputs
 from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
@@ -34,13 +34,14 @@ from pipeline.stats import summarize
 from pipeline.timestamps import format_timestamp, parse_timestamp
 from pipeline.transforms import (
     DEAD,
+    SIDE_INPUTS,
     BuildTimelines,
     EncodeItems,
     MergeDicts,
     MergeItemCounts,
     ParseEvents,
     ParseItems,
-    ParseTags,
+    ParseSideRecords,
     ReadChunks,
     ResolveItems,
     SmallestDistinctKeys,
@@ -51,22 +52,56 @@ from pipeline.vocab import counts_lines, merge_counts, select_vocabulary
 __all__ = ["build_pipeline", "run"]
 
 _QUANTILES = 1001
+# The temporal split's cutoffs drawn on the events-per-day plot: rule key, legend, colour.
+_CUTOFF_MARKS = (
+    ("validation_cutoff", "validation from here", "#7f7f7f"),
+    ("cutoff", "eval from here", "#c00000"),
+)
 
 
-def _initial_rule(config: Config) -> tuple[splits.SplitRule | None, str | None]:
-    """The split rule when it needs no pass over the data, else (None, key kind to collect)."""
-    sp = config.preprocess.split
+def _initial_rule(sp: SplitConfig) -> tuple[splits.SplitRule, str | None]:
+    """The split rule and the key kind (`timestamp`, `hash`) to collect for its data-dependent
+    fields, or None when the rule is already complete and needs no pass over the data."""
+    base = splits.SplitRule(
+        sp.method,
+        seed=sp.seed,
+        validation_fraction=sp.validation_fraction,
+        validation_threshold=(
+            splits.fraction_threshold(sp.validation_fraction) if sp.method == "random" else None
+        ),
+        cold_item_fraction=sp.cold_item_fraction,
+    )
     if sp.method == "leave_last_out":
-        return splits.SplitRule("leave_last_out"), None
+        return base, None
     if sp.method == "temporal":
-        if sp.cutoff is not None:
-            return splits.SplitRule("temporal", cutoff=parse_timestamp(sp.cutoff, "auto")), None
-        return None, "timestamp"
+        if sp.cutoff is not None and sp.validation_fraction == 0:
+            return replace(base, cutoff=parse_timestamp(sp.cutoff, "auto")), None
+        # The validation cutoff needs the quantiles even when the eval cutoff is explicit.
+        return base, "timestamp"
     if sp.eval_count is None:
-        return splits.SplitRule(
-            "random", threshold=splits.fraction_threshold(sp.eval_fraction), seed=sp.seed
-        ), None
-    return None, "hash"
+        return replace(base, threshold=splits.fraction_threshold(sp.eval_fraction)), None
+    return base, "hash"
+
+
+def _resolve_rule(
+    p: beam.Pipeline, split_keys, rule: splits.SplitRule, key_kind: str | None, sp: SplitConfig
+):
+    """A singleton PCollection of the complete rule, from the split keys when it needs them."""
+    if key_kind is None:
+        return p | "SplitRule" >> beam.Create([rule])
+    if key_kind == "timestamp":
+        fraction = sp.eval_fraction
+        cutoff = None if sp.cutoff is None else parse_timestamp(sp.cutoff, "auto")
+        return (
+            split_keys
+            | "TimeQuantiles" >> ApproximateQuantiles.Globally(_QUANTILES, input_batched=True)
+            | "Cutoff" >> beam.Map(lambda q: splits.temporal_rule(rule, q, fraction, cutoff))
+        )
+    return (
+        split_keys
+        | "SmallestKeys" >> beam.CombineGlobally(SmallestDistinctKeys(sp.eval_count))
+        | "Threshold" >> beam.Map(lambda keys: replace(rule, threshold=keys[-1] if keys else 0))
+    )
 
 
 def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: str) -> None:
@@ -80,56 +115,35 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
     grouped = {"items": parsed_items.items}
     dead = [parsed_items[DEAD]]
     counts = [parsed_items.counts | "ItemReadCounts" >> beam.Map(lambda c: {"items": c})]
-    if plan.tag_files:
-        tag_chunks = p | "ReadTags" >> ReadChunks(plan.tag_files, plan.tag_format, chunk)
-        tags = tag_chunks | "ParseTags" >> ParseTags(plan.tag_format)
-        grouped["tags"] = tags.tags
-        dead.append(tags[DEAD])
-        counts.append(tags.counts | "TagReadCounts" >> beam.Map(lambda c: {"tags": c}))
-    items = grouped | "ResolveItems" >> ResolveItems()
+    for side_input in plan.side_inputs:  # MovieLens tags, ml-1m plots
+        name = SIDE_INPUTS[side_input.kind]
+        side = (
+            p
+            | f"Read{name.title()}" >> ReadChunks(side_input.files, side_input.fmt, chunk)
+            | f"Parse{name.title()}" >> ParseSideRecords(side_input.fmt, side_input.kind)
+        )
+        grouped[name] = side.records
+        dead.append(side[DEAD])
+        counts.append(side.counts)
+    items = grouped | "ResolveItems" >> ResolveItems(item_field=plan.item_field)
     dead.append(items[DEAD])
     counts.append(items.counts)
     catalog = items.items | "CatalogEntry" >> beam.Map(lambda it: (it.item_id, it.categories))
 
-    rule, key_kind = _initial_rule(config)
+    rule, key_kind = _initial_rule(pre.split)
     event_chunks = p | "ReadEvents" >> ReadChunks(plan.event_files, plan.event_format, chunk)
     events = event_chunks | "ParseEvents" >> ParseEvents(
         plan.event_format,
         plan.event_parser,
         catalog,
         pre.user_shards,
-        rule or splits.SplitRule(config.preprocess.split.method, seed=pre.split.seed),
+        rule,
         key_kind,
         plan.item_field,
     )
     dead.append(events[DEAD])
     counts.append(events.counts)
-    if rule is not None:
-        rule_pcoll = p | "SplitRule" >> beam.Create([rule])
-    elif key_kind == "timestamp":
-        fraction = pre.split.eval_fraction
-        rule_pcoll = (
-            events.split_keys
-            | "TimeQuantiles" >> ApproximateQuantiles.Globally(_QUANTILES, input_batched=True)
-            | "Cutoff"
-            >> beam.Map(
-                lambda q: splits.SplitRule(
-                    "temporal", cutoff=splits.quantile_cutoff(q, fraction) if q else 0
-                )
-            )
-        )
-    else:
-        seed = pre.split.seed
-        rule_pcoll = (
-            events.split_keys
-            | "SmallestKeys" >> beam.CombineGlobally(SmallestDistinctKeys(pre.split.eval_count))
-            | "Threshold"
-            >> beam.Map(
-                lambda keys: splits.SplitRule(
-                    "random", threshold=keys[-1] if keys else 0, seed=seed
-                )
-            )
-        )
+    rule_pcoll = _resolve_rule(p, events.split_keys, rule, key_kind, pre.split)
 
     timelines = events.batches | "BuildTimelines" >> BuildTimelines(
         pre.history_length, rule_pcoll, catalog
@@ -138,7 +152,9 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
     counts.append(timelines.counts)
 
     suffix = ".tfrecord.gz"
-    for name in ("train", "eval"):
+    # An empty split still gets one empty shard (WriteToTFRecord's sink is not skip_if_empty),
+    # so every split folder holds a matchable file.
+    for name in splits.SPLITS:
         _ = timelines[name] | f"Write{name.title()}" >> beam.io.WriteToTFRecord(
             os.path.join(out_dir, name, "events"),
             file_name_suffix=suffix,
@@ -264,6 +280,21 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     )
 
 
+def _split_counts(method: str, event_stats: dict[str, Any], kept: int) -> dict[str, int]:
+    """The events in each split folder; raises if they do not add up to the kept events (a bug)
+    and DataError if nothing is left before eval or in eval (the rule does not fit the data)."""
+    block = {name: event_stats.get(name, 0) for name in splits.SPLITS}
+    if sum(block.values()) != kept:
+        raise RuntimeError(f"split counts {block} do not add up to the {kept} kept events")
+    before_eval = block[splits.TRAIN] + block[splits.VALIDATION]
+    if not (before_eval and block[splits.EVAL]):
+        raise DataError(
+            f"the {method} split left {before_eval} train (validation included) and "
+            f"{block[splits.EVAL]} eval events; adjust preprocess.split"
+        )
+    return block
+
+
 def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runner) -> dict:
     summary = os.path.join(out_dir, SUMMARY)
     counts = read_json(os.path.join(summary, "counts.json"))
@@ -275,23 +306,17 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
     rule = read_json(os.path.join(summary, "split.json"))
     events_block = _reconcile("events", counts.get("events", {}))
     items_block = _reconcile("items", counts.get("items", {}))
-    events_block["train"] = event_stats.get("train", 0)
-    events_block["eval"] = event_stats.get("eval", 0)
-    if not (events_block["train"] and events_block["eval"]):
-        raise DataError(
-            f"the {rule['method']} split left {events_block['train']} train and "
-            f"{events_block['eval']} eval events; adjust preprocess.split"
-        )
+    events_block.update(_split_counts(rule["method"], event_stats, events_block["kept"]))
     stats = summarize(event_stats, item_stats, {k: (v[0], v[1]) for k, v in item_counts.items()})
     write_json_atomic(schema.output_pattern(out_dir, "stats"), stats)
-    cutoff_day = format_timestamp(rule["cutoff"])[:10] if rule.get("cutoff") else None
-    _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"), cutoff_day)
+    _plot_stats(stats, item_counts, os.path.join(out_dir, "stats.png"), rule)
     vocab_sizes = {
         name: count_lines(schema.output_pattern(out_dir, f"vocab_{name}"))
         for name in ("users", "items", "categories")
     }
-    if rule.get("cutoff") is not None:
-        rule["cutoff_iso"] = format_timestamp(rule["cutoff"])
+    for key in ("cutoff", "validation_cutoff"):
+        if rule.get(key) is not None:
+            rule[f"{key}_iso"] = format_timestamp(rule[key])
     final_dir = config.step_dir("preprocess")
     manifest = {
         "step": "preprocess",
@@ -303,11 +328,16 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
             "layout": plan.layout,
             "events": fingerprint_files(plan.event_files),
             "items": fingerprint_files(plan.item_files),
-            "tags": fingerprint_files(plan.tag_files),
+            "tags": fingerprint_files(plan.files_of("tag")),
+            "plots": fingerprint_files(plan.files_of("plot")),
         },
         "counts": events_block,
         "item_counts": items_block,
-        "tag_counts": counts.get("tags", {}),
+        # Side files' records: read = joined to an item (kept) + rejected, as for items.
+        "tag_counts": _reconcile("tags", counts.get("tags", {})) if plan.files_of("tag") else {},
+        "plot_counts": (
+            _reconcile("plots", counts.get("plots", {})) if plan.files_of("plot") else {}
+        ),
         "vocab_sizes": vocab_sizes,
         "vocab": {"num_oov_buckets": config.preprocess.vocab.num_oov_buckets},
         "split": rule,
@@ -319,6 +349,7 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
             name: os.path.relpath(schema.output_pattern(final_dir, name), final_dir)
             for name in (
                 "train",
+                "validation",
                 "eval",
                 "items",
                 "dead_letters",
@@ -336,9 +367,9 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
 
 
 def _plot_stats(
-    stats: dict[str, Any], item_counts: dict[str, tuple], path: str, cutoff_day: str | None
+    stats: dict[str, Any], item_counts: dict[str, tuple], path: str, rule: dict[str, Any]
 ) -> None:
-    """Events per day (with the temporal split's cutoff) and the item popularity curve, for a
+    """Events per day (with the temporal split's cutoffs) and the item popularity curve, for a
     person skimming the run."""
     if "://" in path:
         return
@@ -353,9 +384,12 @@ def _plot_stats(
         ax_days.bar(range(len(per_day)), list(per_day.values()), width=1.0, color="#4472c4")
         ticks = list(range(0, len(per_day), max(1, len(per_day) // 6)))
         ax_days.set_xticks(ticks, [list(per_day)[i] for i in ticks], rotation=30, fontsize=7)
-        if cutoff_day:
-            index = sum(1 for day in per_day if day < cutoff_day)
-            ax_days.axvline(index - 0.5, color="#c00000", linestyle="--", label="eval from here")
+        marks = [(key, label, color) for key, label, color in _CUTOFF_MARKS if rule.get(key)]
+        for key, label, color in marks:
+            day = format_timestamp(rule[key])[:10]
+            index = sum(1 for d in per_day if d < day)
+            ax_days.axvline(index - 0.5, color=color, linestyle="--", label=label)
+        if marks:
             ax_days.legend(loc="lower left", fontsize=8)
     ax_days.set_title("Kept events per day")
     ax_days.set_ylabel("events")

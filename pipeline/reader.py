@@ -6,6 +6,7 @@ and shapes are the ones `pipeline.schema` declares and the Beam job wrote.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -13,19 +14,30 @@ import tensorflow as tf
 from pipeline.errors import DataError
 from pipeline.schema import Schema
 
-__all__ = ["list_files", "make_dataset", "read_all"]
+__all__ = ["Patterns", "list_files", "make_dataset", "read_all"]
 
 
-def list_files(pattern: str) -> list[str]:
-    """Files matching a glob, sorted; DataError naming the pattern when none does."""
-    files = sorted(tf.io.gfile.glob(pattern))
+Patterns = str | Sequence[str]  # one glob, or globs read as one data set
+
+
+def list_files(patterns: Patterns) -> list[str]:
+    """Files matching one glob or a list of globs: sorted per pattern, concatenated in pattern
+    order.
+
+    A pattern that matches nothing is skipped, so a list may name an output that a run left
+    without files (an older preprocess folder has no `validation/`); DataError naming the
+    patterns when none matches anything.
+    """
+    pattern_list = [patterns] if isinstance(patterns, str) else list(patterns)
+    files = [f for pattern in pattern_list for f in sorted(tf.io.gfile.glob(pattern))]
     if not files:
-        raise DataError(f"no TFRecord files match {pattern!r}; run `recsys preprocess` first")
+        shown = pattern_list[0] if len(pattern_list) == 1 else pattern_list
+        raise DataError(f"no TFRecord files match {shown!r}; run `recsys preprocess` first")
     return files
 
 
 def make_dataset(
-    pattern: str,
+    pattern: Patterns,
     schema: Schema,
     batch_size: int,
     shuffle_buffer: int = 0,
@@ -36,7 +48,8 @@ def make_dataset(
     """A batched dataset of feature dicts: scalars `[batch]`, lists ragged `[batch, None]`.
 
     Args:
-      pattern: Glob of gzip'd TFRecord files (see `pipeline.schema.output_pattern`).
+      pattern: Glob of gzip'd TFRecord files (see `pipeline.schema.output_pattern`), or a list
+        of globs read as one data set (`pipeline.schema.pre_eval_patterns`).
       schema: The record schema (`EVENTS` or `ITEMS`).
       batch_size: Examples per batch.
       shuffle_buffer: Shuffle buffer size; 0 keeps file order (evaluation).
@@ -61,7 +74,7 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def read_all(pattern: str, schema: Schema) -> list[dict[str, Any]]:
+def read_all(pattern: Patterns, schema: Schema) -> list[dict[str, Any]]:
     """Every record as a dict of Python values (str, int, float, lists), in file order."""
     records: list[dict[str, Any]] = []
     for batch in make_dataset(pattern, schema, batch_size=1024):

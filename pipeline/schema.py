@@ -27,6 +27,7 @@ __all__ = [
     "Schema",
     "decode_example",
     "output_pattern",
+    "pre_eval_patterns",
 ]
 
 SCHEMA_VERSION = 1
@@ -150,7 +151,11 @@ ITEMS = Schema(
         Feature("description", STRING, doc="The description, possibly empty."),
         Feature("categories", STRING, varlen=True, doc="Categories, primary first."),
         Feature("text", STRING, doc="Title, categories, description and extra text, joined."),
-        Feature("train_count", INT64, doc="Train events on this item (popularity, for logQ)."),
+        Feature(
+            "train_count",
+            INT64,
+            doc="Train and validation events on this item (popularity, for logQ).",
+        ),
         Feature("total_count", INT64, doc="Kept events on this item in all splits."),
         Feature(
             "first_event_timestamp", INT64, doc="Time of the item's first kept event, -1 if none."
@@ -181,6 +186,7 @@ EMBEDDINGS = Schema(
 # Output layout of each step, relative to the step's folder. Readers glob these patterns.
 _OUTPUTS = {
     "train": "train/events-*.tfrecord.gz",
+    "validation": "validation/events-*.tfrecord.gz",
     "eval": "eval/events-*.tfrecord.gz",
     "items": "items/items-*.tfrecord.gz",
     "dead_letters": "dead_letters/*.jsonl",
@@ -197,13 +203,20 @@ _OUTPUTS = {
 
 
 def output_pattern(step_dir: str, name: str) -> str:
-    """Path or glob of a step output: `train`, `eval`, `items`, `vocab_users`, ... in the
+    """Path or glob of a step output: `train`, `validation`, `eval`, `items`, ... in the
     preprocess folder, `item_embeddings` in the embeddings folder, `manifest` in any."""
     try:
         relative = _OUTPUTS[name]
     except KeyError:
         raise KeyError(f"unknown preprocess output {name!r}; known: {sorted(_OUTPUTS)}") from None
     return os.path.join(step_dir, relative)
+
+
+def pre_eval_patterns(step_dir: str) -> list[str]:
+    """The globs of every event before the eval split (train, then validation), for the
+    evaluation baselines: they learn from all the data the deployed model saw, model selection
+    included. `pipeline.reader` reads such a list as one data set."""
+    return [output_pattern(step_dir, "train"), output_pattern(step_dir, "validation")]
 
 
 def decode_example(data: bytes, schema: Schema) -> dict[str, Any]:

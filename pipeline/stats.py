@@ -46,15 +46,17 @@ def summarize(
     """The readable statistics of a preprocess run.
 
     Args:
-      events: Merged event partials: `train`, `eval`, `users`, `users_with_train`,
+      events: Merged event partials: `train`, `validation`, `eval`, `users`, `users_with_train`
+        (users with a train or validation event),
         `eval_users_without_train`, `eval_events_cold_users`, `label_sum`, `label_sq_sum`,
         `label_min`, `label_max`, `history_len_sum`, `time_min`, `time_max`, `event_types`,
         `events_per_user`, `events_per_day`.
       items: Merged item partials: `items`, `empty_description`, `text_chars_sum`,
         `text_chars_max`, `categories_per_item`.
-      item_counts: item id -> (train_count, total_count) over kept events.
+      item_counts: item id -> (train_count, total_count) over kept events; train counts
+        include validation (every event before eval).
     """
-    n = events.get("train", 0) + events.get("eval", 0)
+    n = events.get("train", 0) + events.get("validation", 0) + events.get("eval", 0)
     n_items = items.get("items", 0)
     cold_items = [k for k, (train, total) in item_counts.items() if train == 0 and total > 0]
     interacted = sum(1 for _, total in item_counts.values() if total > 0)
@@ -67,6 +69,7 @@ def summarize(
         "events": {
             "total": n,
             "train": events.get("train", 0),
+            "validation": events.get("validation", 0),
             "eval": events.get("eval", 0),
             "first": format_timestamp(events["time_min"]) if n else None,
             "last": format_timestamp(events["time_max"]) if n else None,

@@ -34,7 +34,16 @@ from pipeline.records import (
     dead_letter,
     item_text,
 )
-from pipeline.splits import SplitRule, assign_splits, event_key, smallest_distinct
+from pipeline.splits import (
+    EVAL,
+    SPLITS,
+    TRAIN,
+    VALIDATION,
+    SplitRule,
+    assign_splits,
+    event_key,
+    smallest_distinct,
+)
 from pipeline.stats import log2_bucket, merge_stats
 from pipeline.timestamps import format_timestamp
 
@@ -45,7 +54,7 @@ __all__ = [
     "MergeItemCounts",
     "ParseEvents",
     "ParseItems",
-    "ParseTags",
+    "ParseSideRecords",
     "ReadChunks",
     "ResolveItems",
     "SmallestDistinctKeys",
@@ -170,66 +179,91 @@ class ParseItems(beam.PTransform):
         ).with_outputs(DEAD, COUNTS, main="items")
 
 
-class _ParseTagsFn(beam.DoFn):
-    def __init__(self, fmt: FileFormat):
+# The side inputs joined to items by id, and the input name (dead letters, counts) of each kind.
+SIDE_INPUTS = {"tag": "tags", "plot": "plots"}
+
+
+class _ParseSideRecordsFn(beam.DoFn):
+    def __init__(self, fmt: FileFormat, kind: str):
         self._fmt = fmt
+        self._kind = kind
 
     def setup(self):
-        self._rejections = _Rejections("tags")
+        self._rejections = _Rejections(SIDE_INPUTS[self._kind])
 
     def process(self, chunk):
         path, records, skipped = chunk
+        kind = self._kind
         counts: Counter = Counter(read=len(records), skipped_lines=skipped)
         for number, raw in records:
             try:
                 fields = decode_record(raw, self._fmt)
-                if not fields["tag"]:
-                    raise RecordError(reasons.EMPTY_FIELD, "field 'tag' is empty", "tag")
+                if not fields[kind]:
+                    raise RecordError(reasons.EMPTY_FIELD, f"field {kind!r} is empty", kind)
             except RecordError as e:
                 yield self._rejections.reject(counts, path, number, e, raw)
                 continue
-            yield fields["item_id"], (fields["tag"], path, number)
-        yield pvalue.TaggedOutput(COUNTS, dict(counts))
+            yield fields["item_id"], (kind, fields[kind], path, number)
+        yield pvalue.TaggedOutput(COUNTS, {SIDE_INPUTS[kind]: dict(counts)})
 
 
-class ParseTags(beam.PTransform):
-    """Chunks of MovieLens tag rows → `(item_id, (tag, source, line))`; `dead`, `counts`."""
+class ParseSideRecords(beam.PTransform):
+    """Chunks of item text from a side file → `(item_id, (kind, text, source, line))`.
 
-    def __init__(self, fmt: FileFormat):
+    Outputs `dead` and `counts` too, the counts under the kind's input name (`tags`, `plots`):
+    what is read here is kept or rejected later, by `ResolveItems`.
+
+    Args:
+      fmt: How to decode the records; the decoder returns `item_id` and a field named `kind`.
+      kind: `tag` (MovieLens tags) or `plot` (ml-1m plots).
+    """
+
+    def __init__(self, fmt: FileFormat, kind: str):
         super().__init__()
+        if kind not in SIDE_INPUTS:
+            raise ValueError(f"side record kind must be one of {sorted(SIDE_INPUTS)}, got {kind!r}")
         self._fmt = fmt
+        self._kind = kind
 
     def expand(self, chunks):
-        return chunks | "ParseTagRecords" >> beam.ParDo(_ParseTagsFn(self._fmt)).with_outputs(
-            DEAD, COUNTS, main="tags"
-        )
+        return chunks | "ParseSideRecords" >> beam.ParDo(
+            _ParseSideRecordsFn(self._fmt, self._kind)
+        ).with_outputs(DEAD, COUNTS, main="records")
 
 
 class _ResolveItemsFn(beam.DoFn):
-    """One item id's records: keeps the first by input position, rejects the rest, adds tags."""
+    """One item id's records: keeps the first item by input position and rejects the rest, then
+    joins its side records: the tags into the extra text, the first plot as the description."""
 
-    def __init__(self, max_tags: int):
+    def __init__(self, max_tags: int, item_field: str):
         self._max_tags = max_tags
+        self._item_field = item_field
 
     def setup(self):
         self._rejections = _Rejections("items")
-        self._tag_rejections = _Rejections("tags")
+        self._side_rejections = {kind: _Rejections(name) for kind, name in SIDE_INPUTS.items()}
 
     def process(self, element):
         item_id, grouped = element
         items = sorted(grouped["items"], key=lambda it: (it.source, it.line))
-        tags = list(grouped.get("tags", ()))
+        # Every other group holds side records (they carry their kind), here by input position.
+        side = sorted(
+            (record for key, records in grouped.items() if key != "items" for record in records),
+            key=lambda record: (record[2], record[3]),
+        )
         counts: Counter = Counter()
+        side_counts: dict[str, Counter] = defaultdict(Counter)
         if not items:
-            tag_counts: Counter = Counter()
-            for tag, source, line in tags:
+            for kind, text, source, line in side:
                 error = RecordError(
                     reasons.UNKNOWN_ITEM,
-                    f"tag for movieId {item_id!r}, not in the catalog",
-                    "movieId",
+                    f"{kind} for {self._item_field} {item_id!r}, not in the catalog",
+                    self._item_field,
                 )
-                yield self._tag_rejections.reject(tag_counts, source, line, error, tag)
-            yield pvalue.TaggedOutput(COUNTS, {"tags": dict(tag_counts)})
+                yield self._side_rejections[kind].reject(
+                    side_counts[kind], source, line, error, text
+                )
+            yield pvalue.TaggedOutput(COUNTS, _side_counts(side_counts))
             return
         first = items[0]
         for duplicate in items[1:]:
@@ -241,13 +275,34 @@ class _ResolveItemsFn(beam.DoFn):
             yield self._rejections.reject(
                 counts, duplicate.source, duplicate.line, error, _item_raw(duplicate)
             )
+        plots = [record for record in side if record[0] == "plot"]
+        if plots:
+            _, plot, plot_source, plot_line = plots[0]
+            first = first._replace(description=plot)
+            side_counts["plot"]["kept"] += 1
+            for _, text, source, line in plots[1:]:
+                error = RecordError(
+                    reasons.DUPLICATE_ITEM,
+                    f"a second plot for item_id {item_id!r}: the one at {plot_source}:{plot_line} "
+                    "is kept",
+                    "item_id",
+                )
+                yield self._side_rejections["plot"].reject(
+                    side_counts["plot"], source, line, error, text
+                )
+        tags = [text for kind, text, _, _ in side if kind == "tag"]
         if tags:
-            frequency = Counter(tag.lower() for tag, _, _ in tags)
+            frequency = Counter(tag.lower() for tag in tags)
             top = sorted(frequency, key=lambda t: (-frequency[t], t))[: self._max_tags]
             first = first._replace(extra_text=(*first.extra_text, "Tags: " + ", ".join(top) + "."))
+            side_counts["tag"]["kept"] += len(tags)
         counts["kept"] += 1
         yield first
-        yield pvalue.TaggedOutput(COUNTS, {"items": dict(counts), "tags": {"kept": len(tags)}})
+        yield pvalue.TaggedOutput(COUNTS, {"items": dict(counts), **_side_counts(side_counts)})
+
+
+def _side_counts(side_counts: dict[str, Counter]) -> dict[str, dict[str, int]]:
+    return {SIDE_INPUTS[kind]: dict(counter) for kind, counter in side_counts.items()}
 
 
 def _item_raw(item: Item) -> dict[str, Any]:
@@ -260,18 +315,33 @@ def _item_raw(item: Item) -> dict[str, Any]:
 
 
 class ResolveItems(beam.PTransform):
-    """`(item_id, Item)` (and optional `(item_id, tag)`) → one `Item` per id; `dead`, `counts`."""
+    """Items and their side records → one `Item` per id; `dead`, `counts`.
 
-    def __init__(self, max_tags: int = 20):
+    The input is a dict of PCollections: `items` holds `(item_id, Item)`, every other key the
+    `(item_id, (kind, text, source, line))` records of `ParseSideRecords`. Of several items with
+    one id the first by input position is kept (so is the first of several plots); side records
+    for an id that is not in the catalog are rejected as `unknown_item`.
+
+    Args:
+      max_tags: The most frequent tags joined into an item's text.
+      item_field: The input's name for the item id, named in unknown-item dead letters.
+    """
+
+    def __init__(self, max_tags: int = 20, item_field: str = "item_id"):
         super().__init__()
         self._max_tags = max_tags
+        self._item_field = item_field
 
     def expand(self, inputs: dict[str, Any]):
+        if "items" not in inputs:
+            raise ValueError(f"ResolveItems needs an 'items' input, got {sorted(inputs)}")
         return (
             inputs
             | "GroupById" >> beam.CoGroupByKey()
             | "KeepFirst"
-            >> beam.ParDo(_ResolveItemsFn(self._max_tags)).with_outputs(DEAD, COUNTS, main="items")
+            >> beam.ParDo(_ResolveItemsFn(self._max_tags, self._item_field)).with_outputs(
+                DEAD, COUNTS, main="items"
+            )
         )
 
 
@@ -359,8 +429,9 @@ class _BuildTimelinesFn(beam.DoFn):
 
     def setup(self):
         self._rejections = _Rejections("events")
-        self._train = Metrics.counter(NAMESPACE, "events_train")
-        self._eval = Metrics.counter(NAMESPACE, "events_eval")
+        self._split_counters = {
+            name: Metrics.counter(NAMESPACE, f"events_{name}") for name in SPLITS
+        }
 
     def process(self, element, rule: SplitRule, catalog):
         _, batches = element
@@ -373,6 +444,7 @@ class _BuildTimelinesFn(beam.DoFn):
         stats: dict[str, Any] = {}
         user_counts: dict[str, tuple[int, int]] = {}
         item_counts: dict[str, tuple[int, int, int]] = {}
+        split_totals: Counter = Counter()
         for user_id in sorted(by_user):
             timeline, duplicates = build_timeline(by_user[user_id], self._history_length)
             for duplicate, original in duplicates:
@@ -383,11 +455,11 @@ class _BuildTimelinesFn(beam.DoFn):
                 yield self._rejections.reject(
                     counts, duplicate.source, duplicate.line, error, _event_raw(duplicate)
                 )
-            flags = assign_splits(timeline, rule)
-            n_eval = sum(flags)
-            n_train = len(flags) - n_eval
-            user_counts[user_id] = (n_train, len(flags))
-            for entry, is_eval in zip(timeline, flags, strict=True):
+            names = assign_splits(timeline, rule)
+            n_split = Counter(names)
+            # Train counts cover every event before eval: what the model and baselines learn from.
+            user_counts[user_id] = (n_split[TRAIN] + n_split[VALIDATION], len(names))
+            for entry, split in zip(timeline, names, strict=True):
                 event = entry.event
                 record = schema.EVENTS.encode(
                     {
@@ -402,17 +474,18 @@ class _BuildTimelinesFn(beam.DoFn):
                         "history_timestamps": entry.history_timestamps,
                     }
                 )
-                yield pvalue.TaggedOutput("eval" if is_eval else "train", record)
+                yield pvalue.TaggedOutput(split, record)
                 train, total, first = item_counts.get(event.item_id, (0, 0, event.timestamp))
                 item_counts[event.item_id] = (
-                    train + (not is_eval),
+                    train + (split != EVAL),
                     total + 1,
                     min(first, event.timestamp),
                 )
-            stats = merge_stats(stats, _timeline_stats(timeline, n_train, n_eval))
+            split_totals.update(n_split)
+            stats = merge_stats(stats, _timeline_stats(timeline, n_split))
         counts["kept"] += sum(total for _, total in user_counts.values())
-        self._train.inc(sum(train for train, _ in user_counts.values()))
-        self._eval.inc(counts["kept"] - sum(train for train, _ in user_counts.values()))
+        for name, counter in self._split_counters.items():
+            counter.inc(split_totals[name])
         yield pvalue.TaggedOutput(COUNTS, {"events": dict(counts)})
         yield pvalue.TaggedOutput("stats", stats)
         yield pvalue.TaggedOutput("user_counts", user_counts)
@@ -428,17 +501,20 @@ def _event_raw(event: Event) -> dict[str, Any]:
     }
 
 
-def _timeline_stats(timeline, n_train: int, n_eval: int) -> dict[str, Any]:
+def _timeline_stats(timeline, n_split: Counter) -> dict[str, Any]:
     labels = [t.event.label for t in timeline]
     times = [t.event.timestamp for t in timeline]
     days: Counter = Counter(time // 86400 * 86400 for time in times)
+    n_before_eval = n_split[TRAIN] + n_split[VALIDATION]
+    n_eval = n_split[EVAL]
     return {
-        "train": n_train,
+        "train": n_split[TRAIN],
+        "validation": n_split[VALIDATION],
         "eval": n_eval,
         "users": 1,
-        "users_with_train": int(n_train > 0),
-        "eval_users_without_train": int(n_train == 0 and n_eval > 0),
-        "eval_events_cold_users": n_eval if n_train == 0 else 0,
+        "users_with_train": int(n_before_eval > 0),
+        "eval_users_without_train": int(n_before_eval == 0 and n_eval > 0),
+        "eval_events_cold_users": n_eval if n_before_eval == 0 else 0,
         "label_sum": float(sum(labels)),
         "label_sq_sum": float(sum(x * x for x in labels)),
         "label_min": min(labels),
@@ -453,12 +529,14 @@ def _timeline_stats(timeline, n_train: int, n_eval: int) -> dict[str, Any]:
 
 
 class BuildTimelines(beam.PTransform):
-    """`(user_shard, [Event, ...])` batches → serialized train and eval Examples.
+    """`(user_shard, [Event, ...])` batches → serialized train, validation and eval Examples.
 
     Groups each shard's events by user, drops duplicates (to `dead`), builds histories and assigns
-    the split. Outputs: `train`, `eval` (serialized tf.train.Example), `dead`, `counts`, `stats`
-    (partial statistics), `user_counts` (user → (train, total)) and `item_counts`
-    (item → (train, total, first event time)), one dict per shard.
+    the split. Outputs: `train`, `validation`, `eval` (serialized tf.train.Example), `dead`,
+    `counts`, `stats` (partial statistics), `user_counts` (user → (train, total)) and
+    `item_counts` (item → (train, total, first event time)), one dict per shard. Their "train"
+    counts are train + validation events: everything before eval, which the deployed model (after
+    model selection) and the baselines learn from.
 
     Args:
       history_length: H.
@@ -482,7 +560,7 @@ class BuildTimelines(beam.PTransform):
                 rule=beam.pvalue.AsSingleton(self._rule),
                 catalog=beam.pvalue.AsDict(self._catalog),
             ).with_outputs(
-                "train", "eval", DEAD, COUNTS, "stats", "user_counts", "item_counts", main="unused"
+                *SPLITS, DEAD, COUNTS, "stats", "user_counts", "item_counts", main="unused"
             )
         )
 

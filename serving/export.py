@@ -188,4 +188,9 @@ def _evaluation_metrics(config: Config) -> dict[str, Any] | None:
             "carries no metrics (run `recsys evaluate` first for the validation gate)"
         )
         return None
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    flat["baselines"] = {  # what the gate's `min_ratio_to_baseline` compares with
+        name: {k: v for k, v in values.items() if isinstance(v, (int, float))}
+        for name, values in metrics.get("baselines", {}).items()
+    }
+    return flat

@@ -90,14 +90,16 @@ def validate(config: Config) -> dict[str, Any]:
     candidate = candidate_dir(config)
     metrics = _metrics(candidate) or {}
     gate = config.gate
-    if not metrics and (gate.min_metrics or gate.max_regression):
+    if not metrics and (gate.min_metrics or gate.max_regression or gate.min_ratio_to_baseline):
         raise DataError(
             f"the export {candidate!r} carries no evaluation metrics for the gate: run "
             "`recsys evaluate` before `recsys export`"
         )
     current = latest_version(served_dir(config))
     baseline = _metrics(current) if current else None
-    result = evaluate_gate(metrics, gate.min_metrics, gate.max_regression, baseline)
+    result = evaluate_gate(
+        metrics, gate.min_metrics, gate.max_regression, baseline, gate.min_ratio_to_baseline
+    )
     blessing = {
         "passed": result.passed,
         "candidate": candidate,

@@ -2,59 +2,33 @@
 
 import json
 import os
-from collections import Counter
+import pathlib
 
-import numpy as np
 import pytest
 
 from models import evaluate, train
-from models.evaluate import EvalSet, rank_by_cooccurrence, rank_by_popularity
-from models.features import FeatureSpace
+from models.eval_data import read_events
+from pipeline import schema
 from pipeline.errors import DataError
 from tests.models.conftest import small_config
 
 
-def _space():
-    return FeatureSpace(
-        user_ids=["u"],
-        trained_item_ids=["a", "b", "c"],
-        categories=["x"],
-        catalog_ids=["a", "b", "c", "d"],
-        item_categories=[[0], [0], [0], [0]],
-        text_embeddings=np.zeros((4, 0), np.float32),
-        has_text=np.zeros(4, np.float32),
-        train_counts=np.array([1, 9, 5, 0]),
-    )
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory):
+    """One trained model for this module's evaluations (each only reads it)."""
+    import shutil
+
+    source, checkpoint = prepared
+    work = tmp_path_factory.mktemp("evaluate") / "work"
+    for step in ("preprocess", "embeddings"):
+        shutil.copytree(source / step, work / step)
+    train.train(small_config(work, f"text.checkpoint={checkpoint}", "train.epochs=1"))
+    return work, checkpoint
 
 
-def _eval_set(truth, histories):
-    n = len(truth)
-    return EvalSet(
-        np.array(["u"] * n),
-        np.array(truth),
-        [np.array(h) for h in histories],
-        np.ones(n, np.float32),
-    )
-
-
-def test_most_popular_ranks_by_train_counts():
-    ranking = rank_by_popularity(_space(), _eval_set([1, 0, 3], [[], [], []]))
-    # popularity order: b (9), c (5), a (1), d (0)
-    assert ranking.ranks.tolist() == [1, 3, 4]
-    assert ranking.topk[0, :4].tolist() == [1, 2, 0, 3]
-
-
-def test_cooccurrence_follows_the_history_and_falls_back_to_popularity():
-    follows = {0: Counter({3: 2, 2: 1})}  # after "a": "d" twice, "c" once
-    ranking = rank_by_cooccurrence(_space(), _eval_set([3, 3], [[0], []]), follows)
-    assert ranking.ranks.tolist() == [1, 4]  # with history "a", "d" is first; without, last
-    assert ranking.topk[0, :2].tolist() == [3, 2]
-
-
-def test_evaluate_writes_metrics_report_and_plots(workspace):
-    work, checkpoint = workspace
+def test_evaluate_writes_metrics_report_and_plots(trained):
+    work, checkpoint = trained
     config = small_config(work, f"text.checkpoint={checkpoint}", "train.epochs=1")
-    train.train(config)
     out = evaluate.evaluate(config)
     folder = config.step_dir(evaluate.STEP)
     with open(os.path.join(folder, "metrics.json")) as f:
@@ -70,11 +44,15 @@ def test_evaluate_writes_metrics_report_and_plots(workspace):
         "coverage@10",
         "novelty@10",
         "long_tail_share@10",
+        "user_recall@50",
+        "user_ndcg@10",
+        "user_hit_rate@10",
     ):
         assert key in saved and saved[key] == pytest.approx(out[key])
-    assert set(saved["baselines"]) == {"most_popular", "cooccurrence"}
-    assert saved["baselines"]["most_popular"]["recall@100"] <= 1.0
-    assert saved["eval_events"] > 0
+    assert set(saved["baselines"]) == set(evaluate.BASELINES)
+    for values in saved["baselines"].values():
+        assert 0 <= values["recall@100"] <= 1.0 and "cold_start_recall@50" in values
+    assert saved["eval_events"] > 0 and saved["baselines_skipped"] == {}
     for name in ("report.md", "metrics_by_k.png", "compare.png"):
         assert os.path.getsize(os.path.join(folder, name)) > 0
 
@@ -84,3 +62,46 @@ def test_evaluate_needs_a_trained_model(tmp_path, workspace):
     config = small_config(work, f"text.checkpoint={checkpoint}", f"work_dir={tmp_path}")
     with pytest.raises(DataError):
         evaluate.evaluate(config)
+
+
+def test_exclusion_leaves_the_seen_items_out_of_every_system(trained):
+    """With `evaluate.exclude_seen`, no system recommends an item the user had an event on
+    before the query, and a query whose own item was seen before counts as a miss."""
+    work, checkpoint = trained
+    config = small_config(
+        work, f"text.checkpoint={checkpoint}", "train.epochs=1", "evaluate.exclude_seen=true"
+    )
+    space = train.load_feature_space(config)
+    queries, _ = evaluate._eval_queries(config, space)
+    assert sum(len(x) for x in queries.exclusions) > 0
+    scorers, skipped = evaluate.baseline_scorers(
+        config,
+        space,
+        read_events(schema.pre_eval_patterns(config.step_dir("preprocess")), space.catalog_ids),
+        queries,
+    )
+    assert skipped == {}
+    from models.ranking import rank_queries
+
+    for name, scorer in scorers.items():
+        ranking = rank_queries(scorer, queries.events.items, queries.exclusions, 0, 10)
+        for q, seen in enumerate(queries.exclusions):
+            assert not set(ranking.topk[q].tolist()) & set(seen.tolist()), name
+            if queries.events.items[q] in set(seen.tolist()):
+                assert ranking.ranks[q] == len(space.catalog_ids) + 1
+    out = evaluate.evaluate(config)
+    assert out["exclude_seen"] and out["excluded_per_query"] > 0
+    report = (pathlib.Path(config.step_dir(evaluate.STEP)) / "report.md").read_text()
+    assert "excluded from every ranking" in report and "model / best baseline" in report
+
+
+def test_ease_is_skipped_above_its_catalog_limit_and_the_report_says_so(trained):
+    work, checkpoint = trained
+    config = small_config(
+        work, f"text.checkpoint={checkpoint}", "train.epochs=1", "evaluate.ease_max_items=10"
+    )
+    out = evaluate.evaluate(config)
+    assert set(out["baselines"]) == {"most_popular", "cooccurrence", "content"}
+    assert "ease_max_items" in out["baselines_skipped"]["ease"]
+    report = (pathlib.Path(config.step_dir(evaluate.STEP)) / "report.md").read_text()
+    assert "baseline ease not run" in report

@@ -57,15 +57,13 @@ def test_rmse_matches_numpy():
     assert m.rmse(labels, predictions) == pytest.approx(math.sqrt((0.25 + 0 + 1) / 3))
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_ranks_and_top_k_agree_with_a_sort(seed):
-    from models.evaluate import _rank_rows
-
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(7, 40))
-    truth = rng.integers(0, 40, size=7)
-    ranks, top = _rank_rows(scores, truth, 10)
-    order = np.argsort(-scores, axis=1)
-    np.testing.assert_array_equal(top, order[:, :10])
-    expected = [int(np.where(order[i] == truth[i])[0][0]) + 1 for i in range(7)]
-    np.testing.assert_array_equal(ranks, expected)
+def test_user_averages_count_each_user_once():
+    # user a: ranks 1, 50, 50, 50 (recall@10 1/4); user b: rank 3 (1) → event mean 2/5, user
+    # mean (1/4 + 1) / 2
+    ranks = np.array([1, 50, 50, 50, 3])
+    users = np.array(["a", "a", "a", "a", "b"])
+    assert m.recall_at_k(ranks, 10) == pytest.approx(2 / 5)
+    assert m.user_mean(m.hits_at_k(ranks, 10), users) == pytest.approx((0.25 + 1) / 2)
+    # NDCG@10: a (1 + 0 + 0 + 0) / 4, b 1/log2(4) = 0.5
+    assert m.user_mean(m.gains_at_k(ranks, 10), users) == pytest.approx((0.25 + 0.5) / 2)
+    assert m.user_mean(np.array([]), np.array([])) == 0.0

@@ -1,8 +1,11 @@
 """`recsys train`: trains from the TFRecords, resumes after an interruption, publishes weights."""
 
+import glob
 import json
 import os
+import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -45,3 +48,39 @@ def test_ids_only_training_without_embeddings(workspace):
 def test_training_needs_the_earlier_steps(tmp_path):
     with pytest.raises(DataError, match="run `recsys preprocess` first"):
         train.train(_config(tmp_path / "work"))
+
+
+def _weights(config):
+    space = train.load_feature_space(config)
+    return [w.numpy() for w in train.load_trained_model(config, space).weights]
+
+
+def test_trained_weights_do_not_depend_on_the_eval_split(workspace, tmp_path):
+    """Model selection reads the validation slice of train: replacing every eval event leaves
+    the trained weights bit for bit the same."""
+    work, checkpoint = workspace
+    settings = [
+        f"text.checkpoint={checkpoint}",
+        "train.epochs=3",
+        "train.early_stopping_patience=1",
+        "train.deterministic=true",
+    ]
+    config = _config(work, *settings)
+    manifest = train.train(config)
+    assert manifest["best_epochs"] is not None and manifest["refit"]
+    assert len(manifest["selection"]["val_loss"]) >= 1
+    first = _weights(config)
+
+    other = tmp_path / "other"
+    shutil.copytree(work / "preprocess", other / "preprocess")
+    shutil.copytree(work / "embeddings", other / "embeddings")
+    eval_files = sorted(glob.glob(str(other / "preprocess" / "eval" / "*.tfrecord.gz")))
+    train_files = sorted(glob.glob(str(other / "preprocess" / "train" / "*.tfrecord.gz")))
+    for path in eval_files:  # eval now holds train events instead
+        shutil.copyfile(train_files[0], path)
+    second_config = _config(other, *settings)
+    train.train(second_config)
+    second = _weights(second_config)
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,11 +1,13 @@
 """End-to-end runs of the preprocess job on small file sets (in-memory DirectRunner)."""
 
+import dataclasses
 import json
 import os
+from collections import Counter
 
 import pytest
 
-from pipeline import preprocess, reasons, schema
+from pipeline import preprocess, reasons, schema, splits
 from pipeline.config import load_config
 from pipeline.errors import DataError
 from pipeline.reader import read_all
@@ -109,7 +111,10 @@ def test_counts_reconcile_per_reason(bad_run):
     assert counts["read"] == counts["kept"] + counts["rejected"]
     assert counts["rejected_by_reason"] == {reason: 1 for _, reason in BAD_EVENTS}
     assert counts["skipped_lines"] == 1
-    assert counts["train"] + counts["eval"] == counts["kept"]
+    # cutoff 900 leaves 7 events before eval; validation is their latest 10%, from the quantile at
+    # 0.7 × 0.9 = 0.63 of all times: 400 (u3's two events at 400)
+    assert (counts["train"], counts["validation"], counts["eval"]) == (5, 2, 3)
+    assert counts["train"] + counts["validation"] + counts["eval"] == counts["kept"]
     items = manifest["item_counts"]
     assert (items["read"], items["kept"], items["rejected"]) == (5, 3, 2)
 
@@ -117,11 +122,14 @@ def test_counts_reconcile_per_reason(bad_run):
 def test_tfrecords_read_back_through_the_schema(bad_run):
     _, _, out = bad_run
     train = read_all(schema.output_pattern(out, "train"), schema.EVENTS)
+    validation = read_all(schema.output_pattern(out, "validation"), schema.EVENTS)
     eval_ = read_all(schema.output_pattern(out, "eval"), schema.EVENTS)
+    train = train + validation  # the checks below cover every event before eval
     assert sorted((r["user_id"], r["item_id"], r["timestamp"]) for r in train + eval_) == sorted(
         GOOD_EVENTS
     )
     assert all(r["timestamp"] >= 900 for r in eval_) and all(r["timestamp"] < 900 for r in train)
+    assert sorted((r["user_id"], r["item_id"]) for r in validation) == [("u3", "i1"), ("u3", "i2")]
     u1 = {r["timestamp"]: r for r in train + eval_ if r["user_id"] == "u1"}
     assert u1[900]["history_item_ids"] == ["i2", "i3"]  # the last H=2 before it
     assert u1[900]["history_timestamps"] == [200, 300]
@@ -138,9 +146,11 @@ def test_tfrecords_read_back_through_the_schema(bad_run):
 
 def test_no_history_reaches_its_event_time_or_later(bad_run):
     _, _, out = bad_run
-    records = read_all(schema.output_pattern(out, "train"), schema.EVENTS) + read_all(
-        schema.output_pattern(out, "eval"), schema.EVENTS
-    )
+    records = [
+        r
+        for name in splits.SPLITS
+        for r in read_all(schema.output_pattern(out, name), schema.EVENTS)
+    ]
     by_user = {}
     for r in records:
         by_user.setdefault(r["user_id"], set()).add((r["item_id"], r["timestamp"]))
@@ -159,12 +169,16 @@ def test_vocabularies_stats_and_manifest(bad_run):
         assert f.readline().rstrip("\n").split("\t") == ["i3", "3", "4"]
     assert manifest["vocab_sizes"] == {"users": 3, "items": 3, "categories": 2}
     assert manifest["split"]["cutoff"] == 900
+    assert manifest["split"]["validation_cutoff"] == 400
+    assert manifest["split"]["validation_cutoff_iso"] == "1970-01-01T00:06:40Z"
+    assert manifest["outputs"]["validation"] == "validation/events-*.tfrecord.gz"
     assert manifest["inputs"]["events"][0]["sha256"]
     with open(schema.output_pattern(out, "manifest")) as f:
         assert json.load(f)["counts"] == manifest["counts"]
     with open(schema.output_pattern(out, "stats")) as f:
         stats = json.load(f)
     assert stats["users"]["total"] == 3
+    assert (stats["events"]["validation"], stats["events"]["total"]) == (2, len(GOOD_EVENTS))
     assert os.path.getsize(os.path.join(out, "stats.png")) > 0
     siblings = os.listdir(config.work_dir)
     assert not [s for s in siblings if ".tmp-" in s or ".old-" in s]
@@ -175,6 +189,8 @@ def test_a_rerun_replaces_the_output_and_a_failed_run_keeps_it(tmp_path):
     config = _config(tmp_path, "preprocess.split.method=leave_last_out")
     first = preprocess.run(config)
     assert first["counts"]["eval"] == 3  # one per user with two or more events
+    assert first["counts"]["validation"] == 3  # the second-to-last of each user with three or more
+    assert first["counts"]["train"] == 4
     (tmp_path / "raw" / "events.jsonl").write_bytes(b"")
     with pytest.raises(DataError, match="split left 0 train"):
         preprocess.run(config)  # nothing kept → fails before publishing
@@ -190,7 +206,8 @@ def test_random_split_with_an_exact_eval_count(tmp_path):
     _write_inputs(tmp_path / "raw")
     config = _config(tmp_path, "preprocess.split.method=random", "preprocess.split.eval_count=4")
     manifest = preprocess.run(config)
-    assert (manifest["counts"]["train"], manifest["counts"]["eval"]) == (6, 4)
+    counts = manifest["counts"]
+    assert (counts["train"] + counts["validation"], counts["eval"]) == (6, 4)
     again = preprocess.run(config)
     eval_keys = lambda: sorted(  # noqa: E731
         (r["user_id"], r["item_id"], r["timestamp"])
@@ -199,6 +216,71 @@ def test_random_split_with_an_exact_eval_count(tmp_path):
         )
     )
     assert again["counts"]["eval"] == 4 and len(eval_keys()) == 4
+
+
+def test_validation_fraction_zero_leaves_an_empty_validation_folder(tmp_path):
+    _write_inputs(tmp_path / "raw")
+    config = _config(
+        tmp_path, "preprocess.split.cutoff=900", "preprocess.split.validation_fraction=0"
+    )
+    manifest = preprocess.run(config)
+    out = config.step_dir("preprocess")
+    assert (manifest["counts"]["train"], manifest["counts"]["validation"]) == (7, 0)
+    assert manifest["split"]["validation_cutoff"] is None
+    # an empty split still writes one empty shard, so the folder's glob matches
+    assert read_all(schema.output_pattern(out, "validation"), schema.EVENTS) == []
+    assert len(read_all(schema.pre_eval_patterns(out), schema.EVENTS)) == 7
+
+
+def test_split_counts_must_add_up_and_leave_events_before_and_in_eval():
+    block = preprocess._split_counts("random", {"validation": 2, "eval": 1}, 3)
+    assert block == {"train": 0, "validation": 2, "eval": 1}  # validation counts as train here
+    with pytest.raises(RuntimeError, match="do not add up to the 4 kept"):
+        preprocess._split_counts("random", {"train": 2, "eval": 1}, 4)
+    with pytest.raises(DataError, match=r"temporal split left 3 train .* and 0 eval"):
+        preprocess._split_counts("temporal", {"train": 1, "validation": 2}, 3)
+
+
+def _rule(manifest) -> splits.SplitRule:
+    fields = {f.name for f in dataclasses.fields(splits.SplitRule)}
+    return splits.SplitRule(**{k: v for k, v in manifest["split"].items() if k in fields})
+
+
+def test_cold_items_are_only_in_eval_and_the_three_folders_reconcile(tmp_path):
+    cfg = load_config(None, ["sample_data.n_users=30", "sample_data.n_items=40"]).sample_data
+    write_sample_data(generate(cfg), str(tmp_path / "raw"), "jsonl")
+    config = _config(tmp_path, "preprocess.split.cold_item_fraction=0.25")
+    manifest = preprocess.run(config)
+    out, counts, rule = config.step_dir("preprocess"), manifest["counts"], _rule(manifest)
+    records = {
+        name: read_all(schema.output_pattern(out, name), schema.EVENTS) for name in splits.SPLITS
+    }
+    assert {name: len(r) for name, r in records.items()} == {n: counts[n] for n in splits.SPLITS}
+    assert all(counts[name] for name in splits.SPLITS)
+    assert sum(counts[name] for name in splits.SPLITS) == counts["kept"]
+    assert counts["read"] == counts["kept"] + counts["rejected"]
+
+    before_eval = Counter(
+        r["item_id"] for n in (splits.TRAIN, splits.VALIDATION) for r in records[n]
+    )
+    eval_items = {r["item_id"] for r in records[splits.EVAL]}
+    cold = {item for item in eval_items | set(before_eval) if splits.is_cold_item(item, rule)}
+    assert cold and cold <= eval_items and not cold & set(before_eval)
+    warm_eval = [r for r in records[splits.EVAL] if r["item_id"] not in cold]
+    assert all(r["timestamp"] >= rule.cutoff for r in warm_eval)
+    assert all(
+        rule.validation_cutoff <= r["timestamp"] < rule.cutoff for r in records[splits.VALIDATION]
+    )
+    # Train counts are train + validation events: zero for every cold item.
+    items = {r["item_id"]: r for r in read_all(schema.output_pattern(out, "items"), schema.ITEMS)}
+    assert {k: r["train_count"] for k, r in items.items()} == {k: before_eval[k] for k in items}
+    with open(schema.output_pattern(out, "counts_items")) as f:
+        tsv = {line.split("\t")[0]: int(line.split("\t")[1]) for line in f}
+    assert tsv == {k: before_eval[k] for k in items}
+    with open(schema.output_pattern(out, "stats")) as f:
+        stats = json.load(f)
+    assert stats["events"]["validation"] == counts["validation"]
+    assert stats["items"]["only_in_eval"] >= len(cold)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -129,6 +129,7 @@ def test_tensorflow_parses_the_bytes_to_the_same_values(schema, records):
     ("name", "relative"),
     [
         ("train", "train/events-*.tfrecord.gz"),
+        ("validation", "validation/events-*.tfrecord.gz"),
         ("eval", "eval/events-*.tfrecord.gz"),
         ("items", "items/items-*.tfrecord.gz"),
         ("dead_letters", "dead_letters/*.jsonl"),
@@ -145,6 +146,6 @@ def test_output_pattern(name, relative):
 
 
 def test_output_pattern_unknown_name():
-    with pytest.raises(KeyError, match="'validation'") as info:
-        output_pattern("work/preprocess", "validation")
+    with pytest.raises(KeyError, match="'bogus'") as info:
+        output_pattern("work/preprocess", "bogus")
     assert "train" in str(info.value)

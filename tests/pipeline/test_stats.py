@@ -173,3 +173,12 @@ def test_summarize_label_std_survives_a_slightly_negative_variance():
     std = summarize(events, ITEMS, ITEM_COUNTS)["events"]["label_std"]
     assert std >= 0.0
     assert math.isclose(std, 0.0, abs_tol=1e-6)
+
+
+def test_summarize_counts_validation_events_in_the_total():
+    events = dict(EVENTS, train=4, validation=2)  # the same 8 events, 2 of them validation
+    summary = summarize(events, ITEMS, ITEM_COUNTS)["events"]
+    split = tuple(summary[k] for k in ("total", "train", "validation", "eval"))
+    assert split == (8, 4, 2, 2)
+    assert summary["label_mean"] == 3.0
+    assert summarize(EVENTS, ITEMS, ITEM_COUNTS)["events"]["validation"] == 0

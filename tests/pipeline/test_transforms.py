@@ -23,6 +23,7 @@ from pipeline.transforms import (
     MergeItemCounts,
     ParseEvents,
     ParseItems,
+    ParseSideRecords,
     ReadChunks,
     ResolveItems,
     SmallestDistinctKeys,
@@ -102,7 +103,11 @@ def test_parse_items_routes_bad_records_to_dead_letters():
 
 def test_resolve_items_keeps_the_first_definition_and_adds_tags():
     items = [("i1", _item("i1", "b.jsonl", 1)), ("i1", _item("i1", "a.jsonl", 7))]
-    tags = [("i1", ("Funny", "t.csv", 2)), ("i1", ("funny", "t.csv", 3)), ("i9", ("x", "t.csv", 4))]
+    tags = [
+        ("i1", ("tag", "Funny", "t.csv", 2)),
+        ("i1", ("tag", "funny", "t.csv", 3)),
+        ("i9", ("tag", "x", "t.csv", 4)),
+    ]
     with TestPipeline(runner="FnApiRunner") as p:
         grouped = {"items": p | "Items" >> beam.Create(items), "tags": p | beam.Create(tags)}
         out = grouped | ResolveItems()
@@ -118,6 +123,99 @@ def test_resolve_items_keeps_the_first_definition_and_adds_tags():
                 ]
             ),
             label="dead",
+        )
+
+
+PLOTS = FileFormat("lines", "movielens_dat_plot")
+
+
+def _plot_line(item_id: str, plot: str) -> bytes:
+    return f"{item_id}::T::1995::G::1995::Drama::D::W::A::{plot}::http://p.jpg\r".encode()
+
+
+def test_parse_side_records_keys_plots_by_item_and_rejects_bad_lines():
+    chunk = (
+        "x.dat",
+        [(1, _plot_line("1", "A plot.")), (2, _plot_line("2", "N/A")), (4, b"3::too::few")],
+        1,
+    )
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create([chunk]) | ParseSideRecords(PLOTS, "plot")
+        assert_that(out.records, equal_to([("1", ("plot", "A plot.", "x.dat", 1))]), label="kept")
+        dead = out.dead | beam.Map(lambda d: (d["input"], d["line"], d["reason"], d["field"]))
+        assert_that(
+            dead,
+            equal_to(
+                [("plots", 2, reasons.EMPTY_FIELD, "plot"), ("plots", 4, reasons.MALFORMED, None)]
+            ),
+            label="dead",
+        )
+        assert_that(
+            out.counts,
+            equal_to([{"plots": {"read": 3, "skipped_lines": 1, "rejected.empty_field": 1,
+                                 "rejected.malformed_record": 1}}]),
+            label="counts",
+        )  # fmt: skip
+
+
+def test_parse_side_records_refuses_an_unknown_kind_when_built():
+    with pytest.raises(ValueError, match="'poster'"):
+        ParseSideRecords(PLOTS, "poster")
+
+
+def test_resolve_items_sets_the_first_plot_as_description_and_rejects_the_others():
+    items = [("i1", _item("i1")), ("i2", _item("i2", line=2))]
+    side = [
+        ("i1", ("plot", "Second in the file.", "p.dat", 5)),
+        ("i1", ("plot", "First in the file.", "p.dat", 2)),
+        ("i9", ("plot", "Nobody's plot.", "p.dat", 9)),
+    ]
+    tags = [("i2", ("tag", "dark", "t.csv", 2))]
+    with TestPipeline(runner="FnApiRunner") as p:
+        grouped = {
+            "items": p | "Items" >> beam.Create(items),
+            "plots": p | "Plots" >> beam.Create(side),
+            "tags": p | "Tags" >> beam.Create(tags),
+        }
+        out = grouped | ResolveItems()
+        kept = out.items | beam.Map(lambda it: (it.item_id, it.description, it.extra_text))
+        assert_that(
+            kept,
+            equal_to([("i1", "First in the file.", ()), ("i2", "", ("Tags: dark.",))]),
+            label="kept",
+        )
+        dead = out.dead | beam.Map(
+            lambda d: (d["input"], d["line"], d["reason"], d["field"], d["raw"], d["detail"])
+        )
+        assert_that(
+            dead,
+            equal_to(
+                [
+                    ("plots", 5, reasons.DUPLICATE_ITEM, "item_id", '"Second in the file."',
+                     "a second plot for item_id 'i1': the one at p.dat:2 is kept"),
+                    ("plots", 9, reasons.UNKNOWN_ITEM, "item_id", '"Nobody\'s plot."',
+                     "plot for item_id 'i9', not in the catalog"),
+                ]
+            ),
+            label="dead",
+        )  # fmt: skip
+        counts = out.counts | beam.CombineGlobally(MergeDicts())
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    {
+                        "items": {"kept": 2},
+                        "plots": {
+                            "kept": 1,
+                            "rejected.duplicate_item": 1,
+                            "rejected.unknown_item": 1,
+                        },
+                        "tags": {"kept": 1},
+                    }
+                ]
+            ),
+            label="counts",
         )
 
 
@@ -210,6 +308,36 @@ def test_build_timelines_writes_histories_splits_and_rejects_duplicates():
             equal_to([{"a": (1, 1, 10), "b": (1, 1, 20), "c": (1, 1, 20), "d": (0, 1, 30)}]),
             label="items",
         )
+
+
+def test_build_timelines_emits_validation_and_counts_it_before_eval():
+    events = [
+        _event("u1", "a", 10, 1),
+        _event("u1", "b", 20, 2),  # validation: 20 ≤ t < 30
+        _event("u1", "c", 25, 3),
+        _event("u1", "d", 30, 4),  # eval
+        _event("u2", "d", 5, 5),
+    ]
+    with TestPipeline(runner="FnApiRunner") as p:
+        catalog = p | "Catalog" >> beam.Create([(k, ()) for k in "abcd"])
+        rule = p | "Rule" >> beam.Create([SplitRule("temporal", cutoff=30, validation_cutoff=20)])
+        out = p | beam.Create([(0, events)]) | BuildTimelines(2, rule, catalog)
+        for name, expected in (("train", ["a", "d"]), ("validation", ["b", "c"]), ("eval", ["d"])):
+            items = out[name] | f"Items{name}" >> beam.Map(
+                lambda r: schema.decode_example(r, schema.EVENTS)["item_id"]
+            )
+            assert_that(items, equal_to(expected), label=name)
+        # train counts are every event before eval: train and validation
+        assert_that(out.user_counts, equal_to([{"u1": (3, 4), "u2": (1, 1)}]), label="users")
+        assert_that(
+            out.item_counts,
+            equal_to([{"a": (1, 1, 10), "b": (1, 1, 20), "c": (1, 1, 25), "d": (1, 2, 5)}]),
+            label="item counts",
+        )
+        split_stats = out.stats | beam.Map(
+            lambda s: (s["train"], s["validation"], s["eval"], s["users_with_train"])
+        )
+        assert_that(split_stats, equal_to([(2, 2, 1, 2)]), label="stats")
 
 
 def test_combiners_merge_partials():

@@ -35,6 +35,8 @@ def staged(exported, tmp_path):
         shutil.copytree(path, target)
         with open(os.path.join(target, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
+        if metrics is not None and "baselines" not in metrics:  # weak baselines: beaten
+            metrics = {**metrics, "baselines": {"ease": {"recall@50": 0.05, "ndcg@10": 0.01}}}
         manifest["metrics"] = metrics
         with open(os.path.join(target, "manifest.json"), "w", encoding="utf-8") as f:
             json.dump(manifest, f)
@@ -73,6 +75,25 @@ def test_the_cli_reports_a_failed_gate_and_exits_3(staged, capsys, tmp_path):
     assert "recall@50 = 0.1, needs at least 0.2 (minimum), short by 0.1: FAILED" in captured.out
     assert main(["rollback", "--config", str(path)]) == 2
     assert "previous version" in capsys.readouterr().err
+
+
+def test_a_model_that_loses_to_a_baseline_is_not_pushed(staged, capsys, tmp_path):
+    config, add_export = staged
+    baselines = {
+        "most_popular": {"recall@50": 0.3, "ndcg@10": 0.1},
+        "ease": {"recall@50": 0.5, "ndcg@10": 0.2},
+    }
+    add_export(1, {"recall@50": 0.45, "ndcg@10": 0.25, "baselines": baselines})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["push", "--config", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert not os.path.exists(served_dir(config))
+    assert (
+        "recall@50 = 0.45, needs at least 0.5 (baseline: 1× ease, the best baseline), "
+        "short by 0.05: FAILED"
+    ) in out
+    assert "ndcg@10 = 0.25, needs at least 0.2 (baseline: 1× ease, the best baseline): ok" in out
 
 
 def test_push_without_an_export_or_metrics_says_what_to_run(staged, tmp_path):
