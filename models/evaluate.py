@@ -33,7 +33,7 @@ from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
 from pipeline.timestamps import format_timestamp
 
-__all__ = ["BASELINES", "baseline_scorers", "evaluate", "summarize"]
+__all__ = ["BASELINES", "baseline_scorers", "best_baseline", "evaluate", "summarize"]
 
 KS = (10, 50, 100)
 ACCURACY_KS = (1, 5, 10, 50, 100)

@@ -68,7 +68,8 @@ def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) 
     counts, items = manifest["counts"], manifest["item_counts"]
     lines = [
         f"Events: read {counts['read']:,}, kept {counts['kept']:,} "
-        f"(train {counts['train']:,}, eval {counts['eval']:,}), rejected {counts['rejected']:,}",
+        f"(train {counts['train']:,}, validation {counts.get('validation', 0):,}, eval "
+        f"{counts['eval']:,}), rejected {counts['rejected']:,}",
         f"Items:  read {items['read']:,}, kept {items['kept']:,}, rejected {items['rejected']:,}",
     ]
     for what, block in (("events", counts), ("items", items)):
@@ -97,6 +98,9 @@ def _cmd_embed_items(config: Config, args: argparse.Namespace, extra: list[str])
     from pipeline import embed_items, schema
 
     manifest = embed_items.run(config, extra)
+    if manifest.get("skipped"):
+        print(f"Skipped, nothing encoded: {manifest['reason']}")
+        return
     c = manifest["counts"]
     out = config.step_dir(embed_items.STEP)
     print(
@@ -129,11 +133,26 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
 
     out = evaluate.evaluate(config)
     systems = {"model": out, **out["baselines"]}
-    keys = ("recall@10", "recall@50", "ndcg@10", "mrr", "cold_start_recall@50", "coverage@10")
+    keys = (
+        "recall@10",
+        "recall@50",
+        "ndcg@10",
+        "user_recall@50",
+        "user_ndcg@10",
+        "mrr",
+        "cold_start_recall@50",
+        "coverage@10",
+    )
     lines = [f"{'':<22}" + "".join(f"{name:>14}" for name in systems)]
     for key in keys:
         lines.append(f"{key:<22}" + "".join(f"{s[key]:>14.4f}" for s in systems.values()))
     lines.append(f"{'rmse':<22}{out['rmse']:>14.4f}")
+    for key in ("recall@50", "ndcg@10"):
+        name, value = evaluate.best_baseline(out, key)
+        if name is not None and value:
+            lines.append(f"{key}: model / best baseline ({name}) = {out[key] / value:.2f}×")
+    for name, reason in out["baselines_skipped"].items():
+        lines.append(f"baseline {name} not run: {reason}")
     folder = config.step_dir(evaluate.STEP)
     lines.append(f"Report: {folder}/report.md (metrics.json, metrics_by_k.png, compare.png)")
     print("\n".join(lines))
@@ -219,7 +238,13 @@ def _cmd_rollback(config: Config, args: argparse.Namespace, extra: list[str]) ->
 
 
 def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from serving.recommend import connect, format_recommendations, item_titles, recommend
+    from serving.recommend import (
+        connect,
+        format_recommendations,
+        item_titles,
+        outside_catalog,
+        recommend,
+    )
 
     history = _split_list(args.history)
     if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
@@ -230,6 +255,9 @@ def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -
         backend, config, args.user, history, args.query, args.k, lam, not args.include_seen
     )
     titles = item_titles(config)
+    unknown = outside_catalog(backend, history, titles)
+    if unknown:  # the model reads them as unknown items; they explain nothing
+        print(f"not in the catalog: {', '.join(unknown)}", file=sys.stderr)
     where = args.server or getattr(backend, "path", "")
     print(f"Recommendations for user {args.user!r} from {where}:")
     print(format_recommendations(results, titles))

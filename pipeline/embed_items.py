@@ -5,6 +5,10 @@ Reads the catalog written by `recsys preprocess` (its `text` feature, composed f
 `pipeline.schema.EMBEDDINGS`). An item whose text hash is unchanged since the last run, with the
 same encoder (checkpoint files and settings), keeps its previous vector instead of being encoded
 again. An item with empty text gets `has_text = 0` and no vector.
+
+With `model.use_text` off nothing reads the embeddings, so the step loads no encoder and encodes
+nothing: it publishes a folder holding only a manifest that says it was skipped and why (`recsys
+run` still runs every step in order).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from typing import Any
 
@@ -23,14 +28,16 @@ from pipeline import schema
 from pipeline.beam_step import SUMMARY, pipeline_options, run_step, write_json
 from pipeline.config import Config
 from pipeline.errors import DataError
-from pipeline.manifest import code_version, read_json, write_json_atomic
+from pipeline.manifest import code_version, publish_dir, read_json, write_json_atomic
 from pipeline.progress import say
+from pipeline.staging import staging_dir
 from pipeline.text_inference import TextEncoderModelHandler
 from pipeline.timestamps import format_timestamp
 
 __all__ = ["PlanEmbeddings", "encoder_fingerprint", "run", "text_hash"]
 
 STEP = "embeddings"
+_COUNTS = ("encoded", "reused", "without_text", "removed")
 
 
 def text_hash(text: str) -> str:
@@ -156,8 +163,11 @@ def build_pipeline(
 
 
 def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Embeds the catalog's item texts and returns the step's manifest."""
+    """Embeds the catalog's item texts and returns the step's manifest (with `model.use_text`
+    off: a manifest that says the step was skipped, and nothing else)."""
     started = time.time()
+    if not config.model.use_text:
+        return _skip(config, started)
     pre_dir = config.step_dir("preprocess")
     pre_manifest_path = schema.output_pattern(pre_dir, "manifest")
     if not os.path.exists(pre_manifest_path):
@@ -168,8 +178,11 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     previous_manifest = schema.output_pattern(final_dir, "manifest")
     previous_pattern = None
     if os.path.exists(previous_manifest):
-        if read_json(previous_manifest).get("encoder_fingerprint") == fingerprint:
+        previous = read_json(previous_manifest)
+        if previous.get("encoder_fingerprint") == fingerprint:
             previous_pattern = schema.output_pattern(final_dir, "item_embeddings")
+        elif previous.get("skipped"):
+            say("embed-items: the last run was skipped (use_text was off); encoding every item")
         else:
             say("embed-items: the encoder changed since the last run; encoding every item")
     workers = config.text.direct_num_workers
@@ -181,7 +194,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
 
     def finish(out_dir: str) -> dict[str, Any]:
         counts = read_json(os.path.join(out_dir, SUMMARY, "counts.json"))
-        for key in ("encoded", "reused", "without_text", "removed"):
+        for key in _COUNTS:
             counts.setdefault(key, 0)
         counts["items"] = counts["encoded"] + counts["reused"] + counts["without_text"]
         if counts["items"] != n_items:
@@ -218,3 +231,34 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         ),
         finish=finish,
     )
+
+
+def _skip(config: Config, started: float) -> dict[str, Any]:
+    """Publishes `<work_dir>/embeddings/` as a folder with only a manifest saying the step was
+    skipped: no encoder is loaded, no item read. A local folder of an earlier run's embeddings
+    is replaced, so nothing reads them as current; turning `use_text` on encodes every item."""
+    final_dir = config.step_dir(STEP)
+    reason = "model.use_text is off: nothing reads item text embeddings"
+    say(f"embed-items: skipped ({reason})")
+    manifest = {
+        "step": "embed-items",
+        "skipped": True,
+        "reason": reason,
+        "schema_version": schema.SCHEMA_VERSION,
+        "code_version": code_version(),
+        "created_at": format_timestamp(int(time.time())),
+        "counts": {**dict.fromkeys(_COUNTS, 0), "items": 0},
+        "outputs": {},
+        "timings": {"seconds": round(time.time() - started, 2)},
+    }
+    if "://" in final_dir:  # object stores: written in place, the manifest marks the folder
+        write_json_atomic(schema.output_pattern(final_dir, "manifest"), manifest)
+        return manifest
+    staging = staging_dir(final_dir)
+    try:
+        write_json_atomic(schema.output_pattern(staging, "manifest"), manifest)
+        publish_dir(staging, final_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest

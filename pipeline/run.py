@@ -59,7 +59,7 @@ def _data_files(config: Config) -> list[str]:
     from pipeline.inputs import plan_inputs
 
     plan = plan_inputs(config)
-    return [*plan.event_files, *plan.item_files, *plan.tag_files]
+    return [*plan.event_files, *plan.item_files, *plan.side_files]
 
 
 def _manifest(step_dir: str) -> Callable[[Config], list[str]]:
@@ -127,7 +127,12 @@ STEP_SPECS = {
     for spec in (
         StepSpec("sample-data", ("sample_data", "data.path"), _none, _data_files),
         StepSpec("preprocess", ("data", "preprocess"), _data_files, _manifest("preprocess")),
-        StepSpec("embed-items", ("text",), _manifest("preprocess"), _manifest("embeddings")),
+        StepSpec(
+            "embed-items",
+            ("text", "model.use_text"),  # off, the step only records that it was skipped
+            _manifest("preprocess"),
+            _manifest("embeddings"),
+        ),
         StepSpec("train", ("model", "train", "text"), _model_inputs, _trained),
         StepSpec(
             "evaluate",

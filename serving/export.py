@@ -39,9 +39,13 @@ __all__ = ["MANIFEST", "export", "warmup_examples"]
 MANIFEST = "manifest.json"  # in the version folder, beside saved_model.pb (TF Serving ignores it)
 
 
-def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, Any]]:
+def warmup_examples(
+    space: FeatureSpace, config: Config, text_queries: bool = True
+) -> dict[str, dict[str, Any]]:
     """A request per signature from the catalog itself: a known and an unknown user, a
-    history, an empty one, a query and none, so every branch of the graph runs once."""
+    history, an empty one, a query and none, so every branch of the graph runs once.
+
+    `text_queries` False (an export without a text encoder, which refuses a query): no query."""
     items = space.catalog_ids
     k = min(config.serving.default_k, config.serving.max_k, max(len(items) - 1, 1))
     user = space.user_ids[0] if space.user_ids else "user"
@@ -49,7 +53,7 @@ def warmup_examples(space: FeatureSpace, config: Config) -> dict[str, dict[str, 
     query_rows = {
         "user_id": [user, "unknown-user"],
         "history_item_ids": history,
-        "query": ["", "something to read on holiday"],
+        "query": ["", "something to read on holiday" if text_queries else ""],
         "timestamp": [0, 1_700_000_000],
     }
     candidates = items[: max(k, min(len(items), 20))]
@@ -86,8 +90,13 @@ def _bucket_requests(serving, example: dict[str, list]) -> list:
 
 
 def _text_encoder(config: Config, space: FeatureSpace):
+    """The query encoder, or None without text (`model.use_text` off: the BERT checkpoint is
+    neither loaded nor traced, and the export refuses a non-empty query)."""
     if not (config.model.use_text and space.text_dim):
+        why = "no item has a text embedding" if config.model.use_text else "model.use_text is off"
+        say(f"export: no text encoder ({why}); the exported model refuses queries")
         return None
+    say("export: loading the text encoder for free-text queries")
     from models.text_encoder import build_text_encoder
 
     t = config.text
@@ -124,7 +133,6 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     space = load_feature_space(config)
     trained = _check_trained_on(config, space)
     model = load_trained_model(config, space)
-    say("export: loading the text encoder for free-text queries")
     encoder = _text_encoder(config, space)
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, encoder, s)
     base = s.export_path(config.work_dir)
@@ -138,7 +146,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     )
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
-        examples = warmup_examples(space, config)
+        examples = warmup_examples(space, config, text_queries=encoder is not None)
         logs = warmup_requests(s.model_name, examples)
         if s.xla:
             logs = _bucket_requests(s, examples["serving_default"]) + logs
@@ -152,7 +160,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
             "code_version": code_version(),
             "created_at": format_timestamp(int(time.time())),
             "catalog_items": len(space.catalog_ids),
-            "text_queries": encoder is not None,
+            "text_queries": encoder is not None,  # False: a non-empty query is refused
             "serving": {k: v for k, v in vars(s).items() if k not in ("batching",)},
             "trained": {k: trained.get(k) for k in ("created_at", "epochs_run", "best_val_loss")},
             "metrics": _evaluation_metrics(config),

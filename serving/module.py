@@ -21,8 +21,10 @@ static shapes first (the history to `max_history` + 1, an `mmr` row to a power o
 a power of two), so a server compiles a handful of programs, not one per request shape.
 
 Requests are checked in the graph: a bad `k`, `mmr_lambda`, history or query length fails with
-INVALID_ARGUMENT and a message that names the argument. Unknown user and item ids go through
-the model's out-of-vocabulary rows; an empty history ("" pads) and an empty query are normal.
+INVALID_ARGUMENT and a message that names the argument, and so does a non-empty query to a model
+exported without a text encoder (rather than being ignored). Unknown user and item ids go through
+the model's out-of-vocabulary rows, and a history id outside the catalog never explains a pick;
+an empty history ("" pads) and an empty query are normal.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class RecommenderServing(tf.Module):
       text_embeddings: `[catalog, text_dim]` text embeddings (zero rows without text), used by
         MMR and the explanations when `config.mmr_embedding` is `text`; like the candidate
         vectors, projected to `config.similarity_dim` directions at export.
-      text_encoder: The BERT encoder for free-text queries (None: queries are ignored).
+      text_encoder: The BERT encoder for free-text queries (None: a request with a non-empty
+        query fails, naming `query`).
       config: Serving limits and defaults.
     """
 
@@ -243,6 +246,12 @@ class RecommenderServing(tf.Module):
             _check_range(tf.shape(history_item_ids)[1], 0, c.max_history, "history length"),
             _check_range(tf.strings.length(query), 0, c.max_query_bytes, "query length"),
         ]
+        if self.text_encoder is None:  # nothing could read the query: refuse it, not ignore it
+            empty = tf.strings.length(tf.strings.strip(query)) == 0
+            message = [
+                "query must be empty: this model has no text encoder (exported without text)"
+            ]
+            checks.append(_assert(tf.reduce_all(empty), message, "check_query_without_encoder"))
         with tf.control_dependencies(checks):
             now = tf.cast(tf.timestamp(), tf.int64)
             timestamp = tf.where(timestamp == 0, now, timestamp)
@@ -307,8 +316,11 @@ class RecommenderServing(tf.Module):
 
     def _explain(self, picked_rows, history_rows, valid):
         """For each picked item, the position in the history of the most similar history item
-        (of those `valid` keeps) and the cosine; the history's last position (a "" pad) and 0
-        when the history is empty or there is no pick."""
+        (of those `valid` keeps that are in the catalog) and the cosine; the history's last
+        position (a "" pad) and 0 when no such item is left or there is no pick."""
+        # An id outside the catalog has table row 0, zeros: its cosine 0 would beat every
+        # negative one, so it would explain picks it says nothing about.
+        valid &= history_rows > 0
         picked = self._similarity(picked_rows + 1)
         history = self._similarity(history_rows)
         if self.config.xla:  # a dot, the cheapest form for XLA

@@ -3,6 +3,10 @@
 The same request goes either to the newest export loaded in this process, or to TF Serving over
 REST (`--server http://host:8501`) or gRPC (`--server host:8500`). Item titles come from the
 preprocess outputs when they are there.
+
+What the model cannot use is said, not dropped: a query to an export without a text encoder is
+refused (from the export's manifest in-process; a server's model refuses it itself, with
+INVALID_ARGUMENT), and history ids outside the catalog are listed (`outside_catalog`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import numpy as np
 
 from pipeline import schema
 from pipeline.config import Config
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
+from pipeline.manifest import read_json
 from serving.client import GrpcClient, RestClient, ServingError, decode_strings
 from serving.requests import prepare_inputs, recommend_request
 from serving.versions import latest_version
@@ -27,12 +32,23 @@ __all__ = [
     "connect",
     "format_recommendations",
     "item_titles",
+    "outside_catalog",
     "recommend",
 ]
 
+# The export's manifest in a version folder (`serving.export.MANIFEST`, named here so that a
+# client need not import the exporter and the model code behind it).
+_MANIFEST = "manifest.json"
+
 
 class InProcessModel:
-    """An export loaded in this process, with the clients' `predict` interface."""
+    """An export loaded in this process, with the clients' `predict` interface.
+
+    Attributes:
+      path: The version folder.
+      text_queries: Whether the export has a text encoder, from its manifest (None: the
+        manifest does not say).
+    """
 
     def __init__(self, path: str):
         import tensorflow as tf
@@ -40,6 +56,14 @@ class InProcessModel:
 
         self.path = path
         self._loaded = tf.saved_model.load(path)
+        manifest = os.path.join(path, _MANIFEST)
+        self.text_queries = (
+            read_json(manifest).get("text_queries") if os.path.exists(manifest) else None
+        )
+
+    def catalog_ids(self) -> set[str]:
+        """Every item id of the export's catalog."""
+        return {i.decode() for i in self._loaded.ids.numpy()[1:]}  # row 0: "", no item
 
     def predict(
         self, signature: str, inputs: Any, defaults: Mapping[str, Any] | None = None
@@ -102,6 +126,16 @@ def item_titles(config: Config) -> dict[str, str]:
     return {r["item_id"]: r["title"] for r in read_all(pattern, schema.ITEMS)}
 
 
+def outside_catalog(backend, history: list[str], titles: Mapping[str, str]) -> list[str]:
+    """The ids of `history` that the model's catalog lacks, each once, in order: the export's
+    own catalog in-process; for a server, the local preprocess catalog (the ids of `titles`,
+    from `item_titles`), and none when that is absent."""
+    catalog = backend.catalog_ids() if hasattr(backend, "catalog_ids") else set(titles)
+    if not catalog:
+        return []
+    return [i for i in dict.fromkeys(history) if i and i not in catalog]
+
+
 def recommend(
     backend,
     config: Config,
@@ -112,7 +146,16 @@ def recommend(
     mmr_lambda: float | None = None,
     exclude_seen: bool = True,
 ) -> list[dict[str, Any]]:
-    """One request's recommendations: id, score, relevance, and the explaining history item."""
+    """One request's recommendations: id, score, relevance, and the explaining history item
+    (never an id outside the catalog).
+
+    Raises:
+      ConfigError: a query to an in-process export whose manifest says it has no text encoder.
+    """
+    if query.strip() and getattr(backend, "text_queries", None) is False:
+        raise ConfigError(
+            "this model has no text encoder (model.use_text was off): --query cannot be used"
+        )
     s = config.serving
     defaults = {"k": s.default_k, "mmr_lambda": s.default_lambda}
     row = recommend_request(user_id, history, query, k, mmr_lambda, exclude_seen)

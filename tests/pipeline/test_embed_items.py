@@ -1,6 +1,8 @@
-"""`recsys embed-items`: Beam RunInference embeddings equal the Keras layer's, incrementally."""
+"""`recsys embed-items`: Beam RunInference embeddings equal the Keras layer's, incrementally;
+with `model.use_text` off, nothing is loaded or encoded and the manifest says so."""
 
 import json
+import os
 
 import apache_beam as beam
 import numpy as np
@@ -11,6 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from models.text_encoder import build_text_encoder, encode_texts
 from pipeline import embed_items, preprocess, schema
+from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.embed_items import PlanEmbeddings, text_hash
 from pipeline.errors import DataError
@@ -54,21 +57,22 @@ def checkpoint(tmp_path_factory):
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
+def _overrides(tmp_path, checkpoint, *overrides):
+    return [
+        f"work_dir={tmp_path / 'work'}",
+        f"data.path={tmp_path / 'raw'}",
+        "beam.direct_num_workers=1",
+        "beam.direct_running_mode=in_memory",
+        "preprocess.split.method=leave_last_out",
+        f"text.checkpoint={checkpoint}",
+        "text.max_length=24",
+        "text.batch_size=2",
+        *overrides,
+    ]
+
+
 def _config(tmp_path, checkpoint, *overrides):
-    return load_config(
-        None,
-        [
-            f"work_dir={tmp_path / 'work'}",
-            f"data.path={tmp_path / 'raw'}",
-            "beam.direct_num_workers=1",
-            "beam.direct_running_mode=in_memory",
-            "preprocess.split.method=leave_last_out",
-            f"text.checkpoint={checkpoint}",
-            "text.max_length=24",
-            "text.batch_size=2",
-            *overrides,
-        ],
-    )
+    return load_config(None, _overrides(tmp_path, checkpoint, *overrides))
 
 
 def _embeddings(config):
@@ -147,6 +151,40 @@ def test_a_changed_encoder_setting_encodes_everything_again(tmp_path, checkpoint
     embed_items.run(config)
     again = embed_items.run(_config(tmp_path, checkpoint, "text.max_length=8"))
     assert (again["counts"]["encoded"], again["counts"]["reused"]) == (4, 0)
+
+
+def test_without_use_text_nothing_is_encoded_and_the_manifest_says_skipped(
+    tmp_path, checkpoint, monkeypatch, capsys
+):
+    _write_raw(tmp_path / "raw")
+    config = _config(tmp_path, checkpoint)
+    preprocess.run(config)
+    embed_items.run(config)  # an earlier run with text
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the encoder was loaded")
+
+    monkeypatch.setattr(TextEncoderModelHandler, "load_model", no_encoder)
+    monkeypatch.setattr(embed_items, "encoder_fingerprint", no_encoder)
+    off = ["model.use_text=false", f"text.checkpoint={tmp_path / 'no-such-checkpoint'}"]
+    manifest = embed_items.run(_config(tmp_path, checkpoint, *off))
+
+    assert manifest["skipped"] is True and "model.use_text is off" in manifest["reason"]
+    assert manifest["counts"] == dict.fromkeys(
+        ("items", "encoded", "reused", "without_text", "removed"), 0
+    )
+    folder = config.step_dir("embeddings")
+    assert os.listdir(folder) == ["manifest.json"]  # the earlier embeddings are not current
+    with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+        assert json.load(f) == manifest
+    settings = [f"--set={o}" for o in _overrides(tmp_path, checkpoint, *off)]
+    assert main(["embed-items", *settings]) == 0
+    assert "Skipped, nothing encoded: model.use_text is off" in capsys.readouterr().out
+
+    monkeypatch.undo()  # text on again: every item is encoded, none reused
+    again = embed_items.run(config)
+    assert (again["counts"]["encoded"], again["counts"]["reused"]) == (4, 0)
+    assert "the last run was skipped" in capsys.readouterr().err
 
 
 def test_embedding_needs_preprocess_output(tmp_path, checkpoint):

@@ -17,12 +17,15 @@ import time
 import pytest
 import yaml
 
+from pipeline import schema
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.lock import work_dir_lock
 from pipeline.run import record_path
 from pipeline.steps import STEPS
+from serving.client import ServingError
 from serving.push import served_dir
+from serving.recommend import connect, recommend
 from serving.versions import versions
 
 
@@ -41,6 +44,9 @@ def first_run(prepared, tmp_path_factory):
         "train": {"batch_size": 64, "shuffle_buffer": 1000, "epochs": 3},
         "text": {"checkpoint": str(checkpoint), "max_length": 16},
         "run": {"sample_data": True},
+        # A 40-user model trained for seconds is not meant to beat the baselines: this module
+        # tests the run's mechanics; the gate's baseline check has tests of its own.
+        "gate": {"min_ratio_to_baseline": {}},
     }
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(settings))
@@ -79,6 +85,28 @@ def test_the_first_run_pushes_and_a_second_run_skips_every_step(first_run, capsy
     assert versions(served_dir(config)) == [1]
     for line in ("Newest export:", "Served:", "Report:", "Serve it:", "docker compose up"):
         assert line in out
+
+
+def test_without_text_nothing_is_encoded_and_the_served_model_refuses_a_query(first_run, capsys):
+    path, config = first_run
+    with open(schema.output_pattern(config.step_dir("embeddings"), "manifest")) as f:
+        embeddings = json.load(f)
+    assert embeddings["skipped"] is True and embeddings["counts"]["encoded"] == 0
+    served = os.path.join(served_dir(config), str(versions(served_dir(config))[-1]))
+    with open(os.path.join(served, "manifest.json"), encoding="utf-8") as f:
+        assert json.load(f)["text_queries"] is False
+    capsys.readouterr()
+    assert main(["recommend", "--config", path, "--user", "u", "--query", "a warm coat"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "recsys recommend: error: this model has no text encoder (model.use_text was off): "
+        "--query cannot be used"
+    )
+    # A server has no manifest to go by: the model itself refuses, naming the query.
+    backend = connect(config)
+    backend.text_queries = None
+    with pytest.raises(ServingError, match="INVALID_ARGUMENT: query must be empty: this model"):
+        recommend(backend, config, "u", query="a warm coat")
+    assert recommend(backend, config, "u", query=" ")  # blank is no query
 
 
 def test_a_gate_change_reruns_only_validate_and_push(first_run):

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import models.text_encoder
 from models.train import load_feature_space
-from serving.export import export
+from serving import export as export_module
+from serving.export import export, warmup_examples
 from serving.versions import versions
 from serving.warmup import read_warmup, replay_warmup
 from tests.conftest import run_fresh_python
@@ -242,6 +244,25 @@ def test_export_writes_the_deployment_files_and_a_manifest(exported):
     with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     assert manifest["model_name"] == "recommender" and manifest["text_queries"] is True
+
+
+def test_without_use_text_no_encoder_is_loaded_and_warmup_sends_no_query(
+    loaded, monkeypatch, capsys
+):
+    config, _, space = loaded
+
+    def no_bert(*args, **kwargs):
+        raise AssertionError("the BERT checkpoint was loaded")
+
+    monkeypatch.setattr(models.text_encoder, "build_text_encoder", no_bert)
+    off = dataclasses.replace(config, model=dataclasses.replace(config.model, use_text=False))
+    assert export_module._text_encoder(off, space) is None
+    assert "no text encoder (model.use_text is off)" in capsys.readouterr().err
+    # Such an export refuses a query (tests/serving/test_module.py): its warmup sends none.
+    examples = warmup_examples(space, config, text_queries=False)
+    queries = [q for e in examples.values() for q in e.get("query", [])]
+    assert queries and not any(queries)
+    assert any(warmup_examples(space, config)["serving_default"]["query"])
 
 
 def test_a_crash_mid_export_leaves_no_visible_version(exported):

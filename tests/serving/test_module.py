@@ -132,3 +132,78 @@ def test_compiled_and_executor_modules_agree(exported, monkeypatch, blocked):
         np.testing.assert_allclose(
             compiled["scores"].numpy(), executor["scores"].numpy(), atol=1e-5
         )
+
+
+def _module(exported, **serving):
+    """A module of the exported fixture's trained model, without a text encoder."""
+    config, _ = exported
+    space = load_feature_space(config)
+    model = load_trained_model(config, space)
+    settings = dataclasses.replace(config.serving, **serving)
+    return RecommenderServing(
+        model, space.catalog_ids, space.text_embeddings, None, settings
+    ), space
+
+
+def test_a_module_without_a_text_encoder_refuses_a_query_in_every_signature_taking_one(exported):
+    module, space = _module(exported, xla=False)
+    ids = space.catalog_ids
+
+    def request(query):
+        return {
+            "user_id": tf.constant(["u", "v"]),
+            "history_item_ids": tf.constant([ids[:2], ["", ""]]),
+            "query": tf.constant(query),
+            "timestamp": tf.constant([0, 0], tf.int64),
+        }
+
+    calls = {
+        "recommend": lambda q: module.recommend(
+            **request(q),
+            k=tf.constant([3, 3]),
+            mmr_lambda=tf.constant([0.5, 0.5]),
+            exclude_seen=tf.constant([True, True]),
+        ),
+        "retrieve": lambda q: module.retrieve(
+            **request(q), k=tf.constant([3, 3]), exclude_seen=tf.constant([True, True])
+        ),
+        "rank": lambda q: module.rank(**request(q), item_ids=tf.constant([ids[2:4]] * 2)),
+    }
+    for name, call in calls.items():
+        call(["", "  "])  # empty (or blank) queries are what such a model takes
+        with pytest.raises(tf.errors.InvalidArgumentError, match="query must be empty") as e:
+            call(["", "a warm winter coat"])
+        assert "this model has no text encoder" in e.value.message, name
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_a_history_id_outside_the_catalog_never_explains(exported, xla):
+    """An id outside the catalog has the similarity of a zero vector: 0, more than any
+    negative cosine, so unmasked it would explain the picks least like the known item."""
+    module, space = _module(exported, xla=xla, mmr_embedding="candidate")
+    similarity = module.similarity_vectors()
+    cosines = similarity @ similarity.T
+    known = int(np.argmin(cosines.min(axis=1)))  # the item with the most negative cosine
+    unlike = np.flatnonzero(cosines[known] < 0)
+    assert unlike.size  # the case this guards against
+    # Directly: a history of the known item, an unknown id and the "" pad.
+    history_rows = tf.constant([[known + 1, 0, 0]])
+    valid = tf.constant([[True, True, False]])
+    positions, scores = module._explain(tf.constant([unlike[:5]], tf.int32), history_rows, valid)
+    assert positions.numpy().tolist() == [[0] * min(5, unlike.size)]
+    np.testing.assert_allclose(scores.numpy()[0], cosines[known, unlike[:5]], atol=1e-5)
+
+    ids = space.catalog_ids
+    out = module.recommend(
+        user_id=tf.constant(["u", "v"]),
+        history_item_ids=tf.constant([[ids[known], "no-such-item"], ["zzz", "no-such-item"]]),
+        query=tf.constant(["", ""]),
+        timestamp=tf.constant([1_700_000_000] * 2, tf.int64),
+        k=tf.constant([10, 10]),
+        mmr_lambda=tf.constant([0.5, 0.5]),
+        exclude_seen=tf.constant([True, True]),
+    )
+    explained = out["explanation_item_ids"].numpy().astype(str)
+    assert explained[0].tolist() == [ids[known]] * 10
+    assert explained[1].tolist() == [""] * 10  # only unknown ids: no explanation
+    assert out["explanation_scores"].numpy()[1].tolist() == [0.0] * 10

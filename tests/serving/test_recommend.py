@@ -3,11 +3,19 @@
 import json
 import os
 
+import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.errors import ConfigError
 from serving.diversity import diversity_sweep, frontier_summary
-from serving.recommend import connect, format_recommendations, item_titles, recommend
+from serving.recommend import (
+    connect,
+    format_recommendations,
+    item_titles,
+    outside_catalog,
+    recommend,
+)
 
 
 def _config_file(config, tmp_path):
@@ -41,6 +49,41 @@ def test_the_cli_prints_recommendations(exported, tmp_path, capsys):
     assert "--diversity" in capsys.readouterr().err
     assert main([*argv, "--k", "500"]) == 2  # the model refuses k above serving.max_k
     assert "k must be in" in capsys.readouterr().err
+
+
+def test_history_ids_outside_the_catalog_are_named_and_explain_nothing(exported, tmp_path, capsys):
+    config, _ = exported
+    backend = connect(config)
+    titles = item_titles(config)
+    first = next(iter(titles))
+    assert backend.catalog_ids() == set(titles)
+    assert outside_catalog(backend, [first, "zzz", "", "zzz", "yy"], titles) == ["zzz", "yy"]
+    results = recommend(backend, config, "someone", [first, "zzz"], k=5, mmr_lambda=0.5)
+    assert [r["because"] for r in results] == [first] * 5
+    results = recommend(backend, config, "someone", ["zzz", "yy"], k=5, mmr_lambda=0.5)
+    assert len(results) == 5 and not any(r["because"] for r in results)
+    assert [r["because_similarity"] for r in results] == [0.0] * 5
+    argv = ["recommend", "--config", _config_file(config, tmp_path), "--user", "u"]
+    assert main([*argv, "--history", f"{first},zzz,yy", "--k", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "not in the catalog: zzz, yy" in captured.err
+    assert captured.out.count(f"because you viewed {titles[first]} [{first}]") == 3
+
+
+class _NoTextModel:
+    """What `connect` gives for an export whose manifest says it has no text encoder."""
+
+    text_queries = False
+
+    def predict(self, *args, **kwargs):
+        raise AssertionError("a refused query reached the model")
+
+
+def test_a_query_to_a_model_without_a_text_encoder_is_refused(exported):
+    config, _ = exported
+    assert connect(config).text_queries is True  # from the export's manifest
+    with pytest.raises(ConfigError, match=r"no text encoder .* --query cannot be used"):
+        recommend(_NoTextModel(), config, "u", query="a warm winter coat")
 
 
 def test_diversity_sweep_trades_ndcg_for_ild(exported):
