@@ -67,6 +67,7 @@ class InputPlan:
         """Every side file, of every kind: part of the preprocess step's input fingerprint."""
         return [path for side in self.side_inputs for path in side.files]
 
+
 def match_files(pattern: str, what: str) -> list[str]:
     """Files matching a path or glob (any Beam filesystem), sorted.
 

@@ -63,4 +63,3 @@ def test_an_evaluation_without_baselines_cannot_pass_a_baseline_check():
     result = evaluate_gate({"recall@50": 0.9}, {}, {}, None, {"recall@50": 1.0})
     assert not result.passed
     assert "no baseline" in result.report()
-
