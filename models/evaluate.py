@@ -271,7 +271,7 @@ def _report(output: dict[str, Any]) -> str:
     lines.append("")
     for metric in ("recall@50", "ndcg@10", "cold_start_recall@50"):
         name, value = best_baseline(output, metric)
-        if name is not None:
+        if name is not None and value:
             lines.append(
                 f"- {metric}: model / best baseline ({name}) = {_ratio(output[metric], value)}"
             )

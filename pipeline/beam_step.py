@@ -3,9 +3,12 @@ running the job into a staging folder that is published only when the step succe
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +21,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
 from pipeline.config import Config
+from pipeline.errors import RecsysError
 from pipeline.manifest import publish_dir
 from pipeline.progress import Heartbeat, say, stderr_to_log
 from pipeline.staging import staging_dir
@@ -28,10 +32,15 @@ SUMMARY = "_summary"
 
 # Names under which `--runner` selects Beam's DirectRunner.
 _DIRECT_RUNNERS = {"direct", "directrunner", "switchingdirectrunner"}
+# What Beam appends to the message of an exception raised in a step, and the last line of a
+# worker's traceback (`module.Type: message`).
+_STEP_NOTE = re.compile(r"( \[while running '[^']*'\])+$")
+_EXCEPTION_LINE = re.compile(r"(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)")
 
 __all__ = [
     "SUMMARY",
     "count_lines",
+    "failed_dir",
     "new_pipeline",
     "pipeline_options",
     "run_step",
@@ -116,12 +125,22 @@ def count_lines(path: str) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def failed_dir(config: Config, step: str) -> str:
+    """Where a failed run of `step` keeps the outputs that `run_step` was told to keep: locally
+    `<work_dir>/<step>-failed` (its staging folder is deleted; the next failed run replaces this
+    folder and the next successful one removes it); on object stores the step's own folder,
+    which the job writes in place and a failed run leaves as it is."""
+    final_dir = config.step_dir(step)
+    return final_dir if "://" in final_dir else f"{final_dir}-failed"
+
+
 def run_step(
     config: Config,
     step: str,
     options: PipelineOptions,
     build: Callable[[beam.Pipeline, str], None],
     finish: Callable[[str], dict[str, Any]],
+    keep_on_failure: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Builds and runs a Beam job for `step`, then publishes its folder.
 
@@ -130,12 +149,17 @@ def run_step(
     see a half-written folder and a failed run leaves the previous result in place. On object
     stores the folder is written in place and its manifest, written last, marks it complete.
 
+    An error raised in a Beam worker reaches the caller as the worker raised it, with its one-line
+    message (see `_job_error`), not as Beam's RuntimeError holding the worker's traceback.
+
     Args:
       config: The configuration.
       step: The step's folder name under `work_dir`.
       options: Beam pipeline options.
       build: Adds the job to a pipeline, writing under the given folder.
       finish: Reads the job's outputs in the given folder and returns the manifest.
+      keep_on_failure: Glob patterns, relative to the step's folder, of outputs that explain a
+        failure (dead letters); when the step fails they are moved to `failed_dir`.
     """
     final_dir = config.step_dir(step)
     remote = "://" in final_dir
@@ -147,15 +171,80 @@ def run_step(
         with stderr_to_log(log_path), Heartbeat(f"{step}: Beam job on {runner}"):
             p = new_pipeline(options)
             build(p, out_dir)
-            p.run().wait_until_finish()
+            try:
+                p.run().wait_until_finish()
+            except Exception as e:
+                error = _job_error(e)
+                if error is None:
+                    raise
+                raise error from e
         manifest = finish(out_dir)
         if not remote:
             shutil.rmtree(os.path.join(out_dir, SUMMARY), ignore_errors=True)
     except BaseException:
         say(f"{step}: failed; the full log is {log_path}")
         if not remote:
+            if keep_on_failure:
+                _keep(out_dir, failed_dir(config, step), keep_on_failure, step)
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     if not remote:
         publish_dir(out_dir, final_dir)
+        if keep_on_failure:
+            shutil.rmtree(failed_dir(config, step), ignore_errors=True)
     return manifest
+
+
+def _keep(out_dir: str, kept_dir: str, patterns: tuple[str, ...], step: str) -> None:
+    """Moves a failed run's non-empty outputs matching `patterns` from its staging folder to
+    `kept_dir`, replacing what an earlier failed run kept there (it explains another failure)."""
+    kept = []
+    try:
+        shutil.rmtree(kept_dir, ignore_errors=True)
+        for pattern in patterns:
+            for path in sorted(glob.glob(os.path.join(out_dir, pattern))):
+                if not os.path.getsize(path):
+                    continue  # an empty file explains nothing
+                target = os.path.join(kept_dir, os.path.relpath(path, out_dir))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(path, target)
+                kept.append(target)
+    except OSError as e:  # the step's own error matters more than this one
+        say(f"{step}: could not keep the failed run's outputs in {kept_dir}: {e}")
+        return
+    if kept:
+        say(f"{step}: kept for inspection: {', '.join(kept)}")
+
+
+def _job_error(e: Exception) -> Exception | None:
+    """The exception a Beam job failed with, as its worker raised it; None when `e` is that.
+
+    Workers in this process re-raise the worker's exception with `[while running '<step>']`
+    appended; worker processes end the job with a RuntimeError whose message is the worker's whole
+    traceback, whose first line (all the CLI prints) is `Traceback (most recent call last):`. The
+    last line of that traceback names the exception's type and message: the type is rebuilt when
+    this process knows it (built-ins, the project's errors), else named in a RuntimeError. Errors
+    for the user (`RecsysError`) lose the step note, which would only hide their message's end.
+    """
+    text = str(e).strip()
+    if isinstance(e, RecsysError):
+        name, message = f"{type(e).__module__}.{type(e).__qualname__}", text
+    elif isinstance(e, RuntimeError) and text.startswith("Traceback (most recent call last)"):
+        found = (_EXCEPTION_LINE.fullmatch(line) for line in reversed(text.splitlines()))
+        match = next((m for m in found if m), None)
+        if match is None:
+            return None
+        name, message = match["type"], match["message"]
+    else:
+        return None
+    module, _, class_name = name.rpartition(".")
+    cls = getattr(sys.modules.get(module or "builtins"), class_name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        if issubclass(cls, RecsysError):
+            message = _STEP_NOTE.sub("", message)
+        try:
+            return cls(message)
+        except Exception:  # a type whose constructor wants more than a message
+            if issubclass(cls, RecsysError):
+                return RecsysError(message)
+    return RuntimeError(f"{name}: {message}")

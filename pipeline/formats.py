@@ -2,19 +2,33 @@
 
 Reading is cheap and runs once per file; decoding (JSON parsing, UTF-8 checks, splitting) runs in
 parallel after the records are spread over workers. A record that cannot be decoded raises
-`RecordError` with a reason code, so it becomes a dead letter instead of failing the job.
+`RecordError` with a reason code, so it becomes a dead letter instead of failing the job; a file
+that cannot be read to its end (a gzip cut short, not a Parquet file) raises `DataError` naming
+the file and the cause, since no record of it can be trusted to be the last.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import csv
+import gzip
 import io
 import json
+import lzma
+import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
 from pipeline import movielens, reasons
+from pipeline.errors import DataError
 from pipeline.reasons import RecordError
 
 __all__ = [
@@ -24,7 +38,19 @@ __all__ = [
     "decode_record",
     "iter_raw_records",
     "raw_text",
+    "read_file",
 ]
+
+# Decompressors by file suffix. Python's own, not Beam's `CompressedFile`: that one is not an
+# `io` stream (no line iteration, no `TextIOWrapper`) and takes a gzip cut short for a whole one.
+_DECOMPRESSORS: dict[str, Callable[[BinaryIO], Any]] = {
+    ".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+    ".bz2": bz2.BZ2File,
+    ".xz": lzma.LZMAFile,
+    ".lzma": lzma.LZMAFile,
+}
+# Suffixes Beam would decompress that are not read here: refused rather than parsed as text.
+_UNSUPPORTED_SUFFIXES = (".zst", ".deflate")
 
 
 class RawProblem(NamedTuple):
@@ -55,6 +81,39 @@ class FileFormat:
 
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.options).get(name, default)
+
+
+def read_file(path: str, fmt: FileFormat) -> Iterator[tuple[int, Any]]:
+    """`iter_raw_records` of a file on any Beam filesystem, decompressed by its suffix (`.gz`,
+    `.bz2`, `.xz`), so line and row numbers count lines of the uncompressed text.
+
+    Raises:
+      DataError: `<path>: <cause>` when the file cannot be read to its end, e.g.
+        `.../events.jsonl.gz: compressed file ends before the end-of-stream marker`.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in _UNSUPPORTED_SUFFIXES:
+        raise DataError(f"{path}: {suffix} files are not supported; use .gz, .bz2 or .xz")
+    decompress = _DECOMPRESSORS.get(suffix, contextlib.nullcontext)
+    try:
+        with (
+            FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+            decompress(raw) as f,
+        ):
+            yield from iter_raw_records(f, fmt)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, pa.ArrowException) as e:
+        raise DataError(f"{path}: {_unreadable(e)}") from None
+
+
+def _unreadable(e: Exception) -> str:
+    """One line on why a file could not be read to its end."""
+    if isinstance(e, EOFError):  # gzip, bz2 and xz all say so for a stream cut short
+        return "compressed file ends before the end-of-stream marker"
+    if isinstance(e, (zlib.error, lzma.LZMAError, gzip.BadGzipFile)):
+        return f"corrupt compressed data: {e}"
+    if isinstance(e, pa.ArrowException):
+        return f"not a readable Parquet file: {e}"
+    return f"cannot read: {e}"
 
 
 def iter_raw_records(f: BinaryIO, fmt: FileFormat) -> Iterator[tuple[int, Any]]:
@@ -116,8 +175,6 @@ def _iter_csv(f: BinaryIO, delimiter: str) -> Iterator[tuple[int, Any]]:
 
 
 def _iter_parquet(f: BinaryIO) -> Iterator[tuple[int, Any]]:
-    import pyarrow.parquet as pq
-
     number = 0
     for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
         for row in batch.to_pylist():

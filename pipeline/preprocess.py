@@ -8,18 +8,21 @@ final one and renamed into place, so a reader never sees a half-written result.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, replace
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.stats import ApproximateQuantiles
 
 from pipeline import schema, splits
 from pipeline.beam_step import (
     SUMMARY,
     count_lines,
+    failed_dir,
     pipeline_options,
     run_step,
     write_json,
@@ -27,6 +30,7 @@ from pipeline.beam_step import (
 )
 from pipeline.config import Config, SplitConfig
 from pipeline.errors import DataError
+from pipeline.formats import FileFormat
 from pipeline.inputs import InputPlan, plan_inputs
 from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
 from pipeline.progress import say
@@ -52,6 +56,8 @@ from pipeline.vocab import counts_lines, merge_counts, select_vocabulary
 __all__ = ["build_pipeline", "run"]
 
 _QUANTILES = 1001
+# The dead letters' file, relative to the step's folder (`schema`'s `dead_letters` pattern).
+_DEAD_LETTERS = os.path.join("dead_letters", "dead_letters.jsonl")
 # The temporal split's cutoffs drawn on the events-per-day plot: rule key, legend, colour.
 _CUTOFF_MARKS = (
     ("validation_cutoff", "validation from here", "#7f7f7f"),
@@ -221,7 +227,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, plan: InputPlan, out_dir: s
         | "DeadLetterJson" >> beam.Map(to_json_line)
         | "WriteDeadLetters"
         >> beam.io.WriteToText(
-            os.path.join(out_dir, "dead_letters", "dead_letters"),
+            os.path.join(out_dir, _DEAD_LETTERS.removesuffix(".jsonl")),
             file_name_suffix=".jsonl",
             num_shards=1,
             shard_name_template="",
@@ -277,7 +283,50 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         options,
         build=lambda p, out_dir: build_pipeline(p, config, plan, out_dir),
         finish=lambda out_dir: _finish(config, plan, out_dir, started, runner),
+        keep_on_failure=(_DEAD_LETTERS,),  # they explain a run that kept nothing
     )
+
+
+def _check_kept(
+    name: str, block: dict[str, Any], files: list[str], fmt: FileFormat, out_dir: str, kept_at: str
+) -> None:
+    """Raises DataError saying why no `name` record was kept: none was read (empty or blank
+    files), or every one was rejected (the reasons, an example, where the dead letters are kept)."""
+    if block["kept"]:
+        return
+    one = len(files) == 1
+    where = files[0] if one else f"{len(files)} files ({files[0]}, ...)"
+    if not block["read"]:
+        skipped = block["skipped_lines"]
+        lines = "blank or header" if fmt.reader == "csv" else "blank"
+        raise DataError(
+            f"read 0 {name} from {where}: the file{'' if one else 's'} "
+            + (
+                f"{'is' if one else 'are'} empty"
+                if not skipped
+                else f"{'has' if one else 'have'} no records, only {skipped:,} {lines} line(s)"
+            )
+        )
+    by_reason = sorted(block["rejected_by_reason"].items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons_text = ", ".join(f"{n:,} {reason}" for reason, n in by_reason)
+    example = _first_dead_letter(os.path.join(out_dir, _DEAD_LETTERS), name, by_reason[0][0])
+    raise DataError(
+        f"read {block['read']:,} {name} from {where}, kept 0: {reasons_text}{example}; "
+        f"dead letters: {kept_at}"
+    )
+
+
+def _first_dead_letter(path: str, name: str, reason: str) -> str:
+    """` (e.g. <file> line <n>: <detail>)` from the first dead letter of `name` with `reason`."""
+    if not FileSystems.exists(path):
+        return ""
+    with FileSystems.open(path) as f:
+        for line in f:
+            letter = json.loads(line)
+            if letter["input"] == name and letter["reason"] == reason:
+                source = os.path.basename(letter["source"])
+                return f" (e.g. {source} line {letter['line']}: {letter['detail']})"
+    return ""
 
 
 def _split_counts(method: str, event_stats: dict[str, Any], kept: int) -> dict[str, int]:
@@ -306,6 +355,10 @@ def _finish(config: Config, plan: InputPlan, out_dir: str, started: float, runne
     rule = read_json(os.path.join(summary, "split.json"))
     events_block = _reconcile("events", counts.get("events", {}))
     items_block = _reconcile("items", counts.get("items", {}))
+    # Without items every event is an unknown item: report the items first.
+    kept_at = os.path.join(failed_dir(config, "preprocess"), _DEAD_LETTERS)
+    _check_kept("items", items_block, plan.item_files, plan.item_format, out_dir, kept_at)
+    _check_kept("events", events_block, plan.event_files, plan.event_format, out_dir, kept_at)
     events_block.update(_split_counts(rule["method"], event_stats, events_block["kept"]))
     stats = summarize(event_stats, item_stats, {k: (v[0], v[1]) for k, v in item_counts.items()})
     write_json_atomic(schema.output_pattern(out_dir, "stats"), stats)

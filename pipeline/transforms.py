@@ -17,12 +17,10 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipeline import reasons, schema
-from pipeline.formats import FileFormat, decode_record, iter_raw_records, raw_text
+from pipeline.formats import FileFormat, decode_record, raw_text, read_file
 from pipeline.history import build_timeline
 from pipeline.reasons import RecordError
 from pipeline.records import (
@@ -76,22 +74,16 @@ class _ReadFileChunks(beam.DoFn):
         self._chunk_size = chunk_size
 
     def process(self, path: str) -> Iterable[tuple[str, list[tuple[int, Any]], int]]:
-        compression = (
-            CompressionTypes.UNCOMPRESSED
-            if self._fmt.reader == "parquet"
-            else CompressionTypes.AUTO
-        )
         chunk: list[tuple[int, Any]] = []
         skipped = 0
-        with FileSystems.open(path, compression_type=compression) as f:
-            for number, raw in iter_raw_records(f, self._fmt):
-                if raw is None:
-                    skipped += 1
-                    continue
-                chunk.append((number, raw))
-                if len(chunk) >= self._chunk_size:
-                    yield path, chunk, skipped
-                    chunk, skipped = [], 0
+        for number, raw in read_file(path, self._fmt):
+            if raw is None:
+                skipped += 1
+                continue
+            chunk.append((number, raw))
+            if len(chunk) >= self._chunk_size:
+                yield path, chunk, skipped
+                chunk, skipped = [], 0
         if chunk or skipped:
             yield path, chunk, skipped
 

@@ -1,4 +1,5 @@
-"""What every Beam step shares: the runner a job runs on, and a step's staged, published folder."""
+"""What every Beam step shares: the runner a job runs on, a step's staged, published folder, the
+errors its workers raise, and what a failed step keeps."""
 
 import os
 import tempfile
@@ -7,8 +8,10 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.portability import prism_runner
 
-from pipeline.beam_step import new_pipeline, pipeline_options, run_step, write_lines
+from pipeline.beam_step import failed_dir, new_pipeline, pipeline_options, run_step, write_lines
 from pipeline.config import load_config
+from pipeline.errors import DataError
+from pipeline.staging import sweep_staging
 
 
 @pytest.fixture
@@ -94,3 +97,89 @@ def test_other_runners_are_left_to_beam(unrun_pipelines_tempdir):
     for name in ("BundleBasedDirectRunner", "PrismRunner"):
         options = pipeline_options(config, [f"--runner={name}"])
         assert type(new_pipeline(options).runner).__name__ == name
+
+
+class _Unknown(Exception):
+    """An exception type a worker raises that takes more than a message to build."""
+
+    def __init__(self, message, code):
+        super().__init__(f"{message} (code {code})")
+
+
+def _fail_on_three(error):
+    """A step whose worker raises `error()` (built there: it need not pickle) on one element."""
+
+    def build(p, out_dir):
+        def check(x):
+            if x == 3:
+                raise error()
+            return x
+
+        _ = p | beam.Create(range(5)) | beam.Reshuffle() | beam.Map(check)
+
+    return build
+
+
+def _no_finish(out_dir):
+    raise AssertionError("finish runs only after a job that succeeded")
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_a_data_error_in_a_worker_reaches_the_caller_with_its_one_line_message(tmp_path, mode):
+    config = load_config(None, [f"work_dir={tmp_path}"])
+    options = pipeline_options(config, direct_num_workers=1, direct_running_mode=mode)
+    message = "/data/events.jsonl.gz: compressed file ends before the end-of-stream marker"
+
+    with pytest.raises(DataError) as info:
+        run_step(config, "probe", options, _fail_on_three(lambda: DataError(message)), _no_finish)
+
+    assert str(info.value) == message  # no traceback, no "[while running ...]"
+    assert sorted(os.listdir(tmp_path)) == ["logs"]  # the staging folder is gone
+
+
+def test_other_worker_errors_keep_their_type_and_message_across_processes(tmp_path):
+    config = load_config(None, [f"work_dir={tmp_path}"])
+    options = pipeline_options(config, direct_num_workers=1, direct_running_mode="multi_processing")
+
+    with pytest.raises(ValueError) as info:
+        run_step(
+            config, "probe", options, _fail_on_three(lambda: ValueError("bad value 3")), _no_finish
+        )
+    assert str(info.value) == "bad value 3 [while running 'Map(check)']"
+
+    with pytest.raises(RuntimeError) as info:
+        run_step(config, "probe", options, _fail_on_three(lambda: _Unknown("odd", 7)), _no_finish)
+    assert str(info.value) == (f"{__name__}._Unknown: odd (code 7) [while running 'Map(check)']")
+
+
+def test_a_failed_step_keeps_what_it_was_told_to_and_a_successful_one_removes_it(tmp_path):
+    config = load_config(None, [f"work_dir={tmp_path}", "beam.direct_running_mode=in_memory"])
+    options = pipeline_options(config, direct_num_workers=1)
+    failed = tmp_path / "probe-failed"
+
+    def build(p, out_dir):
+        _ = p | beam.Create([1])
+
+    def finish_failing(out_dir):
+        os.makedirs(os.path.join(out_dir, "dead"))
+        with open(os.path.join(out_dir, "dead", "letters.jsonl"), "w") as f:
+            f.write('{"reason": "unknown_item"}\n')
+        open(os.path.join(out_dir, "dead", "empty.jsonl"), "w").close()  # explains nothing
+        open(os.path.join(out_dir, "other.txt"), "w").close()
+        raise DataError("kept nothing")
+
+    for _ in range(2):  # a second failure replaces what the first one kept
+        with pytest.raises(DataError, match="kept nothing"):
+            run_step(config, "probe", options, build, finish_failing, keep_on_failure=("dead/*",))
+        assert failed_dir(config, "probe") == str(failed)
+        assert sorted(os.listdir(tmp_path)) == ["logs", "probe-failed"]
+        assert os.listdir(failed / "dead") == ["letters.jsonl"]
+        assert (failed / "dead" / "letters.jsonl").read_text() == '{"reason": "unknown_item"}\n'
+        assert sweep_staging(config) == []  # not the staging folder of a killed run
+
+    def finish(out_dir):
+        os.makedirs(out_dir)
+        return {"ok": True}
+
+    assert run_step(config, "probe", options, build, finish, ("dead/*",)) == {"ok": True}
+    assert sorted(os.listdir(tmp_path)) == ["logs", "probe"]

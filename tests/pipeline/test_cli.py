@@ -1,5 +1,6 @@
 """The `recsys` command line: help, one-line failures, sample-data and preprocess summaries."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -58,6 +59,34 @@ def test_sample_data_then_preprocess_print_their_summaries(tmp_path, capfd):
     assert "rejected 0" in captured.out
     assert str(work / "preprocess" / "train") in captured.out
     assert "preprocess: Beam job on DirectRunner: done" in captured.err
+
+
+def test_a_gzip_cut_short_is_one_line_naming_the_file_and_the_cause_and_exit_2(tmp_path, capfd):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "items.jsonl").write_text('{"item_id": "i1", "title": "Tent", "categories": []}\n')
+    events = "".join(
+        json.dumps({"user_id": f"u{n}", "item_id": "i1", "timestamp": 1000 + n}) + "\n"
+        for n in range(2000)
+    ).encode()
+    packed = gzip.compress(events)
+    (raw / "events.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    argv = [
+        "preprocess",
+        "--set", f"work_dir={tmp_path / 'work'}",
+        "--set", f"data.path={raw}",
+        "--set", "beam.direct_num_workers=1",
+        "--set", "beam.direct_running_mode=multi_processing",  # the error crosses processes
+    ]  # fmt: skip
+
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("recsys preprocess: error:")]
+    assert errors == [
+        f"recsys preprocess: error: {raw / 'events.jsonl.gz'}: "
+        "compressed file ends before the end-of-stream marker"
+    ]
+    assert "Traceback" not in err
 
 
 def test_the_console_script_sets_legacy_keras_and_runs():

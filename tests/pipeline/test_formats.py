@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
+import lzma
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import reasons
-from pipeline.formats import FileFormat, RawProblem, decode_record, iter_raw_records, raw_text
+from pipeline.errors import DataError
+from pipeline.formats import (
+    FileFormat,
+    RawProblem,
+    decode_record,
+    iter_raw_records,
+    raw_text,
+    read_file,
+)
 from pipeline.reasons import RecordError
 
 LINES = FileFormat("lines", "json")
@@ -143,6 +154,83 @@ def test_parquet_rows_are_numbered_from_one(tmp_path):
         (3, {"user_id": "ü3", "timestamp": 7, "categories": None}),
     ]
     assert decode_record(records[2][1], PARQUET) == records[2][1]
+
+
+# --- read_file: compressed files --------------------------------------------------------------
+
+COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
+JSONL_TEXT = b'{"a": 1}\n\n{"b": 2}\r\nnot json\n'
+CSV_TEXT = b'user_id,item_id\nu1,i1\n\n"u2\nstill u2",i2\nu3\n'
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+@pytest.mark.parametrize(
+    ("fmt", "name", "data"), [(LINES, "e.jsonl", JSONL_TEXT), (CSV, "e.csv", CSV_TEXT)]
+)
+def test_a_compressed_file_reads_like_the_plain_one_with_the_same_line_numbers(
+    tmp_path, suffix, fmt, name, data
+):
+    plain, packed = tmp_path / name, tmp_path / (name + suffix)
+    plain.write_bytes(data)
+    packed.write_bytes(COMPRESSORS[suffix](data))
+    records = list(read_file(str(packed), fmt))
+    assert records == list(read_file(str(plain), fmt))
+    assert records == read(data, fmt)
+    assert [n for n, raw in records if raw is not None] == (
+        [1, 3, 4] if fmt is LINES else [2, 4, 6]
+    )
+
+
+def test_a_gzipped_parquet_file_reads_like_the_plain_one(tmp_path):
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"user_id": ["u1", "u2"], "timestamp": [5, 6]}), buffer)
+    (tmp_path / "e.parquet.gz").write_bytes(gzip.compress(buffer.getvalue()))
+    assert list(read_file(str(tmp_path / "e.parquet.gz"), PARQUET)) == [
+        (1, {"user_id": "u1", "timestamp": 5}),
+        (2, {"user_id": "u2", "timestamp": 6}),
+    ]
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_a_compressed_file_cut_short_is_one_line_naming_the_file_and_the_cause(tmp_path, suffix):
+    packed = COMPRESSORS[suffix](JSONL_TEXT * 200)
+    path = tmp_path / ("events.jsonl" + suffix)
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DataError) as info:
+        list(read_file(str(path), LINES))
+    assert str(info.value) == f"{path}: compressed file ends before the end-of-stream marker"
+
+
+def _corrupt_gzip() -> bytes:
+    data = bytearray(gzip.compress(b"hello\n" * 1000))
+    data[20:30] = b"\xff" * 10  # inside the deflate stream, past the gzip header
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fmt", "cause"),
+    [
+        ("e.jsonl.gz", b"plain text, not gzip\n", LINES, "corrupt compressed data: Not a gzipped"),
+        ("e.jsonl.gz", _corrupt_gzip(), LINES, "corrupt compressed data: Error -3"),
+        ("e.parquet", b"not parquet at all", PARQUET, "not a readable Parquet file: "),
+        ("e.jsonl.zst", b"\x28\xb5\x2f\xfd", LINES, ".zst files are not supported"),
+    ],
+    ids=["not-gzip", "corrupt-gzip", "not-parquet", "zstd"],
+)
+def test_an_unreadable_file_is_one_line_naming_the_file_and_the_cause(
+    tmp_path, name, data, fmt, cause
+):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(DataError) as info:
+        list(read_file(str(path), fmt))
+    assert str(info.value).startswith(f"{path}: {cause}")
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_file_is_one_line_naming_it(tmp_path):
+    with pytest.raises(DataError, match=r"gone\.jsonl: cannot read: "):
+        list(read_file(str(tmp_path / "gone.jsonl"), LINES))
 
 
 # --- decode_record (json) ----------------------------------------------------------------------

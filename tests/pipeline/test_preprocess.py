@@ -1,6 +1,7 @@
 """End-to-end runs of the preprocess job on small file sets (in-memory DirectRunner)."""
 
 import dataclasses
+import gzip
 import json
 import os
 from collections import Counter
@@ -192,14 +193,18 @@ def test_a_rerun_replaces_the_output_and_a_failed_run_keeps_it(tmp_path):
     assert first["counts"]["validation"] == 3  # the second-to-last of each user with three or more
     assert first["counts"]["train"] == 4
     (tmp_path / "raw" / "events.jsonl").write_bytes(b"")
-    with pytest.raises(DataError, match="split left 0 train"):
+    with pytest.raises(DataError, match=r"read 0 events from .*: the file is empty"):
         preprocess.run(config)  # nothing kept → fails before publishing
     (tmp_path / "raw" / "items.jsonl").unlink()
     with pytest.raises(DataError, match=r"data\.items\.path"):
         preprocess.run(config)
     with open(schema.output_pattern(config.step_dir("preprocess"), "manifest")) as f:
         assert json.load(f)["counts"] == first["counts"]
-    assert [n for n in os.listdir(config.work_dir) if n != "logs"] == ["preprocess"]
+    # the failed job's dead letters (the bad items) stay until a run succeeds
+    assert sorted(n for n in os.listdir(config.work_dir) if n != "logs") == [
+        "preprocess",
+        "preprocess-failed",
+    ]
 
 
 def test_random_split_with_an_exact_eval_count(tmp_path):
@@ -230,6 +235,92 @@ def test_validation_fraction_zero_leaves_an_empty_validation_folder(tmp_path):
     # an empty split still writes one empty shard, so the folder's glob matches
     assert read_all(schema.output_pattern(out, "validation"), schema.EVENTS) == []
     assert len(read_all(schema.pre_eval_patterns(out), schema.EVENTS)) == 7
+
+
+def _gzip(path):
+    """Replaces a file by its `.gz`."""
+    path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+
+
+def _dead_letters(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_gzipped_jsonl_reads_like_the_plain_files_with_the_same_line_numbers(bad_run, tmp_path):
+    _write_inputs(tmp_path / "raw")
+    _gzip(tmp_path / "raw" / "events.jsonl")
+    _gzip(tmp_path / "raw" / "items.jsonl")
+    config = _config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
+    manifest = preprocess.run(config)
+    _, plain, plain_out = bad_run
+    assert (manifest["counts"], manifest["item_counts"]) == (plain["counts"], plain["item_counts"])
+    dead, plain_dead = (
+        _dead_letters(schema.output_pattern(out, "dead_letters").replace("*", "dead_letters"))
+        for out in (config.step_dir("preprocess"), plain_out)
+    )
+    assert all(d["source"].endswith(".jsonl.gz") for d in dead)
+    where = lambda letters: sorted((d["input"], d["line"], d["reason"]) for d in letters)  # noqa: E731
+    assert where(dead) == where(plain_dead)
+
+
+EVENT_I1 = '{"user_id": "u1", "item_id": "i1", "timestamp": 100}'
+ITEMS_CSV = "item_id,title,description,categories\ni1,Tent,Sleeps two.,outdoor\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "fmt", "message", "kept"),
+    [
+        (
+            {"events.jsonl": ""},
+            "jsonl",
+            "read 0 events from {raw}/events.jsonl: the file is empty",
+            {("items", reasons.DUPLICATE_ITEM): 1, ("items", reasons.MISSING_FIELD): 1},
+        ),
+        (
+            {"events.jsonl": "\n  \n\r\n"},
+            "jsonl",
+            "read 0 events from {raw}/events.jsonl: the file has no records, only 3 blank line(s)",
+            {("items", reasons.DUPLICATE_ITEM): 1, ("items", reasons.MISSING_FIELD): 1},
+        ),
+        (
+            {"items.jsonl": "", "events.jsonl": f"{EVENT_I1}\n{EVENT_I1.replace('u1', 'u2')}\n"},
+            "jsonl",
+            "read 0 items from {raw}/items.jsonl: the file is empty",
+            {("events", reasons.UNKNOWN_ITEM): 2},
+        ),
+        (
+            {"items.csv": ITEMS_CSV, "events.csv": "uid,sku,ts\nu1,i1,100\nu2,i1,200\n"},
+            "csv",
+            "read 2 events from {raw}/events.csv, kept 0: 2 missing_field (e.g. events.csv line 2: "
+            "field 'user_id' is missing); dead letters: {failed}",
+            {("events", reasons.MISSING_FIELD): 2},
+        ),
+    ],
+    ids=["empty-events", "blank-events", "empty-items", "csv-wrong-header"],
+)
+def test_a_run_that_keeps_nothing_says_why_and_keeps_its_dead_letters(
+    tmp_path, files, fmt, message, kept
+):
+    raw = tmp_path / "raw"
+    if fmt == "jsonl":
+        _write_inputs(raw)
+    raw.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (raw / name).write_text(text)
+    config = _config(tmp_path, f"data.format={fmt}", "preprocess.split.cutoff=900")
+    failed = os.path.join(
+        config.work_dir, "preprocess-failed", "dead_letters", "dead_letters.jsonl"
+    )
+
+    with pytest.raises(DataError) as info:
+        preprocess.run(config)
+
+    assert str(info.value) == message.format(raw=raw, failed=failed)
+    assert "split" not in str(info.value)
+    assert Counter((d["input"], d["reason"]) for d in _dead_letters(failed)) == kept
+    assert not os.path.exists(config.step_dir("preprocess"))
 
 
 def test_split_counts_must_add_up_and_leave_events_before_and_in_eval():
@@ -283,10 +374,13 @@ def test_cold_items_are_only_in_eval_and_the_three_folders_reconcile(tmp_path):
     assert stats["items"]["only_in_eval"] >= len(cold)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_csv_and_parquet_inputs(tmp_path, fmt):
+@pytest.mark.parametrize(("fmt", "gzipped"), [("csv", False), ("parquet", False), ("csv", True)])
+def test_csv_and_parquet_inputs(tmp_path, fmt, gzipped):
     cfg = load_config(None, ["sample_data.n_users=30", "sample_data.n_items=40"]).sample_data
     written = write_sample_data(generate(cfg), str(tmp_path / "raw"), fmt)
+    if gzipped:
+        for name in ("events", "items"):
+            _gzip(tmp_path / "raw" / f"{name}.{fmt}")
     config = _config(tmp_path, f"data.format={fmt}", "data.items.extra_text_fields=[brand]")
     manifest = preprocess.run(config)
     assert manifest["counts"]["read"] == written["n_events"]
