@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -82,12 +83,17 @@ def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) 
     )
     split = manifest["split"]
     if split.get("cutoff_iso"):
-        lines.append(f"Split: temporal, eval from {split['cutoff_iso']}")
+        validation = (
+            f", validation from {split['validation_cutoff_iso']}"
+            if split.get("validation_cutoff_iso")
+            else ""
+        )
+        lines.append(f"Split: temporal, eval from {split['cutoff_iso']}{validation}")
     else:
         lines.append(f"Split: {split['method']}")
     lines.append("TFRecords:")
-    for name in ("train", "eval", "items"):
-        lines.append(f"  {name:<6} {schema.output_pattern(out, name)}")
+    for name in ("train", "validation", "eval", "items"):
+        lines.append(f"  {name:<10} {schema.output_pattern(out, name)}")
     if counts["rejected"] or items["rejected"]:
         lines.append(f"Dead letters: {schema.output_pattern(out, 'dead_letters')}")
     lines.append(f"Manifest: {schema.output_pattern(out, 'manifest')}")
@@ -249,6 +255,14 @@ def _cmd_recommend(config: Config, args: argparse.Namespace, extra: list[str]) -
     history = _split_list(args.history)
     if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
         raise ConfigError(f"--diversity must be in [0, 1] (got {args.diversity})")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout must be a positive number of seconds (got {args.timeout})")
+    texts = [("--user", args.user), ("--query", args.query), *(("--history", h) for h in history)]
+    for flag, text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # argv bytes that are not UTF-8 arrive as lone surrogates
+            raise ConfigError(f"{flag} must be UTF-8 text (got {text!r})") from None
     lam = None if args.diversity is None else 1.0 - args.diversity
     backend = connect(config, args.server, args.timeout)
     results = recommend(
@@ -463,7 +477,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="TF Serving: http://host:8501 (REST) or host:8500 (gRPC); default: the newest "
         "export, in this process",
     )
-    rec.add_argument("--timeout", type=float, default=10.0, help="server timeout in seconds")
+    rec.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds the whole call to --server may take, reply included (default: 10)",
+    )
     return parser
 
 

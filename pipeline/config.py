@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 MMR_EMBEDDINGS = ("candidate", "text")
 RELEVANCES = ("blend", "retrieval", "ranking")
 TEXT_FIELDS = ("title", "categories", "description", "extra")
+# A model name is a folder name under the model base and a path segment of TF Serving's REST
+# URLs (`/v1/models/<name>`, which the server matches with `[^/:]+`): a letter or digit first,
+# so never "." or ".." or a hidden folder, then letters, digits, "_", "." and "-".
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -402,7 +407,9 @@ class ServingConfig:
     """The exported SavedModel and its TF Serving deployment.
 
     Attributes:
-      model_name: The model's name on the server (`/v1/models/<name>`).
+      model_name: The model's name on the server (`/v1/models/<name>`) and its folder under
+        `model_base` and `export_base`: a letter or digit, then letters, digits, `_`, `.`
+        and `-`.
       model_base: TF Serving's model base path, where `recsys push` puts blessed versions:
         `<model_base>/<model_name>/N/`. `{work_dir}` is substituted.
       export_base: Where `recsys export` writes candidate versions (itself a model base a
@@ -924,10 +931,11 @@ def validate(config: Config) -> None:
 
     sv = config.serving
     check(
-        bool(sv.model_name.strip()) and "/" not in sv.model_name,
+        MODEL_NAME.fullmatch(sv.model_name) is not None,
         "serving.model_name",
         sv.model_name,
-        "must be a non-empty name without '/'",
+        "must be a letter or digit followed by letters, digits, '_', '.' or '-' (a folder "
+        "name and a TF Serving model name)",
     )
     check(bool(sv.model_base.strip()), "serving.model_base", sv.model_base, "must not be empty")
     check(bool(sv.export_base.strip()), "serving.export_base", sv.export_base, "must not be empty")

@@ -1,4 +1,8 @@
-"""Step manifests: atomic JSON writes and input fingerprints."""
+"""Step manifests: atomic JSON writes and input fingerprints.
+
+Files written here are created like any new file, with the umask's mode (normally 644): a TF
+Serving process running as another user reads the deployment files and the versions' manifests.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from typing import Any
 
@@ -18,6 +21,7 @@ __all__ = [
     "fingerprint_files",
     "publish_dir",
     "read_json",
+    "temp_path_beside",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -36,19 +40,29 @@ def code_version() -> str:
         return "unknown"
 
 
+def temp_path_beside(path: str) -> str:
+    """A fresh hidden name in the folder of `path`, for a file to be renamed over it."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Writes a file so a reader sees the old content or the new, never a partial file.
 
     Local paths are written to a temporary file in the same folder and renamed; object stores
-    (gs://, s3://) write whole objects, which is atomic there.
+    (gs://, s3://) write whole objects, which is atomic there. The file gets the mode of a new
+    file (0o666 less the umask), whatever the old one had.
     """
     if "://" in path:
         with FileSystems.create(path) as f:
             f.write(data)
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temp_path_beside(path)
+    # Not tempfile.mkstemp: its files are 0o600, which a server running as another user
+    # cannot read.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -15,6 +15,10 @@ so named are removed, only where the steps make them:
 * `<model_base>/<model_name>/.tmp-push-…` and `.tmp-remove-…` (push and pruning).
 
 Folders on object stores (`gs://…`) are left alone: there the steps write in place.
+
+What the steps move or delete must be theirs: `check_inside` refuses a target that resolves
+(symbolic links and `..` followed) to anywhere but inside the folder that owns it, e.g. a model
+folder `<model_base>/..`.
 """
 
 from __future__ import annotations
@@ -25,13 +29,34 @@ import shutil
 import uuid
 
 from pipeline.config import Config
+from pipeline.errors import DataError
 from pipeline.progress import say
 
-__all__ = ["staging_dir", "sweep_staging", "version_staging"]
+__all__ = ["check_inside", "model_folder", "staging_dir", "sweep_staging", "version_staging"]
 
 _STEP_STAGING = re.compile(r"^[^.].*\.tmp-[0-9a-f]{8}$")
 _EXPORT_STAGING = re.compile(r"^\.tmp-[0-9]+-[0-9a-f]{8}$")
 _SERVING_STAGING = re.compile(r"^\.tmp-(push|remove)-[0-9]+-[0-9a-f]{8}$")
+
+
+def check_inside(path: str, folder: str) -> str:
+    """Returns `path` if it resolves to somewhere strictly inside `folder` (both resolved:
+    symbolic links and `..` followed); raises DataError otherwise.
+
+    Called before a step moves or deletes `path`, with the folder it owns as `folder`.
+    """
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    if real == root or os.path.commonpath([real, root]) != root:
+        raise DataError(
+            f"refusing to move or delete {path!r}: it resolves to {real!r}, which is not "
+            f"inside {folder!r}"
+        )
+    return path
+
+
+def model_folder(base: str, name: str) -> str:
+    """`<base>/<name>`, the folder of one model's versions, checked to be inside `base`."""
+    return check_inside(os.path.join(base, name), base)
 
 
 def _tag() -> str:
@@ -64,13 +89,17 @@ def sweep_staging(config: Config) -> list[str]:
     """Deletes the staging folders of killed runs; returns their paths.
 
     Call it only while holding the work directory's lock.
+
+    Raises:
+      DataError: a model folder resolves to somewhere outside its base (`check_inside`).
     """
     s = config.serving
+    exports, served = s.export_path(config.work_dir), s.base_path(config.work_dir)
     stale = (
         _stale(config.work_dir, _STEP_STAGING)
         + _stale(config.step_dir("model"), _STEP_STAGING)
-        + _stale(os.path.join(s.export_path(config.work_dir), s.model_name), _EXPORT_STAGING)
-        + _stale(os.path.join(s.base_path(config.work_dir), s.model_name), _SERVING_STAGING)
+        + _stale(model_folder(exports, s.model_name), _EXPORT_STAGING)
+        + _stale(model_folder(served, s.model_name), _SERVING_STAGING)
     )
     for path in stale:
         say(f"removing {path}: the staging folder of a run that was killed")

@@ -16,12 +16,20 @@ row format stacks each input over `instances`, integers must be written as whole
 booleans as `true`/`false`, and bytes that are not UTF-8 text as `{"b64": ...}`. String
 outputs come back as plain JSON strings (base64 only for outputs named `*_bytes`), so output
 strings are decoded as UTF-8 text here, over REST and gRPC alike.
+
+A client's `timeout` is the deadline of a whole call, from connecting to the reply's last byte
+(gRPC's call deadline; over REST `serving/http_deadline.py`), so a server that trickles its
+reply cannot stretch it. A reply that does not fit the contract (an output missing, of the
+wrong type or shape) is a `ServingError` too.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import http.client
 import json
+import math
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,11 +49,13 @@ from tensorflow_serving.apis import (
 )
 
 from pipeline.errors import RecsysError
-from serving.requests import Inputs, prepare_inputs, recommend_request
+from serving.http_deadline import urlopen_with_deadline
+from serving.requests import Inputs, RequestError, prepare_inputs, recommend_request
 from serving.signatures import SIGNATURES
 
 __all__ = [
     "GrpcClient",
+    "RequestError",
     "RestClient",
     "ServingError",
     "decode_strings",
@@ -111,18 +121,33 @@ def _json_values(value: Any) -> Any:
     return value  # float32.tolist() gives the exact double, which TF Serving reads back exactly
 
 
-def _rest_outputs(signature: str, reply: Mapping[str, Any], format: str) -> dict[str, np.ndarray]:
+class _ReplyError(ValueError):
+    """A reply that does not fit the serving contract; the message says how."""
+
+
+def _rest_columns(signature: str, reply: Any, format: str) -> dict[str, Any]:
+    """Output name → (nested) value of a REST reply; the bare value of a single output is
+    named from the contract, as TF Serving drops the name."""
     names = list(SIGNATURES[signature].outputs)
+    key = "predictions" if format == "row" else "outputs"
+    if not isinstance(reply, dict) or key not in reply:
+        raise _ReplyError(f"no {key!r} in the reply {reply!r:.80}")
+    value = reply[key]
     if format == "row":
-        rows = reply["predictions"]
-        if rows and all(_is_named(row) for row in rows):
-            columns = {name: [row[name] for row in rows] for name in rows[0]}
+        if not isinstance(value, list) or not value:
+            raise _ReplyError(f"'predictions' must be a non-empty list (got {value!r:.80})")
+        if all(_is_named(row) for row in value):
+            if any(set(row) != set(value[0]) for row in value):
+                raise _ReplyError("the rows of 'predictions' name different outputs")
+            columns = {name: [row[name] for row in value] for name in value[0]}
         else:  # TF Serving drops the name when the signature has a single output
-            columns = {names[0]: rows}
+            columns = {names[0]: value}
     else:
-        outputs = reply["outputs"]
-        columns = dict(outputs) if _is_named(outputs) else {names[0]: outputs}
-    return {name: _output_array(signature, name, _from_json(v)) for name, v in columns.items()}
+        columns = dict(value) if _is_named(value) else {names[0]: value}
+    try:
+        return {name: _from_json(v) for name, v in columns.items()}
+    except (binascii.Error, TypeError) as e:
+        raise _ReplyError(f"a {{'b64': ...}} value is not base64 ({e})") from None
 
 
 def _is_named(value: Any) -> bool:
@@ -144,7 +169,10 @@ class RestClient:
       base_url: e.g. "http://localhost:8501".
       model_name: the served model's name (`--model_name`).
       version: a model version to pin; None uses the latest.
-      timeout: seconds to wait for each reply.
+      timeout: seconds each call may take in all, from connecting to the reply's last byte.
+
+    Raises:
+      ValueError: `timeout` is not a positive number.
     """
 
     def __init__(
@@ -153,7 +181,7 @@ class RestClient:
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.version = version
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
 
     @property
     def model_url(self) -> str:
@@ -168,11 +196,20 @@ class RestClient:
         format: str = "row",
         defaults: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Runs a signature; returns output name → array (strings as Python str)."""
+        """Runs a signature; returns output name → array (strings as Python str).
+
+        Raises:
+          RequestError: inputs the serving contract refuses (a ValueError).
+          ServingError: the call failed, or its reply does not fit the contract.
+        """
         arrays = prepare_inputs(signature, inputs, defaults)
         body = rest_predict_body(signature, arrays, format)
-        reply = self._call("POST", f"{self.model_url}:predict", body)
-        return _rest_outputs(signature, reply, format)
+        url = f"{self.model_url}:predict"
+        reply = self._call("POST", url, body)
+        try:
+            return _checked_outputs(signature, _rest_columns(signature, reply, format), arrays)
+        except _ReplyError as e:
+            raise _unfit_reply(f"POST {url}", signature, e) from None
 
     def status(self) -> dict[str, Any]:
         """The model's version status JSON (`{"model_version_status": [...]}`)."""
@@ -180,16 +217,21 @@ class RestClient:
 
     def metadata(self) -> dict[str, Any]:
         """The served signatures, in the form `GrpcClient.metadata` returns."""
-        reply = self._call("GET", f"{self.model_url}/metadata")
+        url = f"{self.model_url}/metadata"
+        reply = self._call("GET", url)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
-        json_format.ParseDict(
-            reply["metadata"]["signature_def"], signature_defs, ignore_unknown_fields=True
-        )
-        spec = reply.get("model_spec", {})
-        version = spec.get("version")  # an Int64Value: JSON gives the bare number, as a string
-        return _readable_metadata(
-            spec.get("name", ""), int(version) if version else None, signature_defs
-        )
+        try:
+            json_format.ParseDict(
+                reply["metadata"]["signature_def"], signature_defs, ignore_unknown_fields=True
+            )
+            spec = reply.get("model_spec", {})
+            version = spec.get("version")  # an Int64Value: JSON gives the bare number, a string
+            return _readable_metadata(
+                spec.get("name", ""), int(version) if version else None, signature_defs
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, json_format.ParseError) as e:
+            message = f"the reply is not model metadata ({type(e).__name__}: {e})"
+            raise ServingError(message, call=f"GET {url}") from None
 
     def _call(self, method: str, url: str, body: Any = None) -> dict[str, Any]:
         call = f"{method} {url}"
@@ -198,7 +240,7 @@ class RestClient:
             url, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urlopen_with_deadline(request, self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as e:
             raise ServingError(_http_error_message(e), call=call, status=e.code) from e
@@ -206,14 +248,29 @@ class RestClient:
             raise _no_reply(call, e.reason, self.timeout, "cannot connect") from e
         except OSError as e:  # while waiting for the reply (TimeoutError is an OSError)
             raise _no_reply(call, e, self.timeout, "connection lost") from e
+        except http.client.InvalidURL as e:
+            raise ServingError(f"invalid URL: {e}", call=call) from e
+        except http.client.HTTPException as e:  # e.g. a reply cut short
+            raise ServingError(f"bad HTTP reply ({type(e).__name__}: {e})", call=call) from e
         try:
             return json.loads(payload.decode("utf-8", errors="replace"))
         except json.JSONDecodeError as e:
             raise ServingError(f"reply is not JSON ({e})", call=call) from e
 
 
+def _checked_timeout(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds (got {timeout!r})")
+    if not math.isfinite(timeout):
+        raise ValueError(f"timeout must be a finite number of seconds (got {timeout!r})")
+    return float(timeout)
+
+
 def _http_error_message(error: urllib.error.HTTPError) -> str:
-    text = error.read().decode("utf-8", errors="replace")
+    try:
+        text = error.read().decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException):  # the body did not come (in time)
+        return str(error.reason)
     try:
         return str(json.loads(text)["error"])
     except (ValueError, KeyError, TypeError):
@@ -222,8 +279,14 @@ def _http_error_message(error: urllib.error.HTTPError) -> str:
 
 def _no_reply(call: str, reason: Any, timeout: float, what: str) -> ServingError:
     if isinstance(reason, TimeoutError):
-        return ServingError(f"no reply within the {timeout:g} s timeout", call=call)
+        return ServingError(
+            f"deadline exceeded: no complete reply within the {timeout:g} s timeout", call=call
+        )
     return ServingError(f"{what}: {reason}", call=call)
+
+
+def _unfit_reply(call: str, signature: str, error: _ReplyError) -> ServingError:
+    return ServingError(f"the reply does not fit signature {signature!r}: {error}", call=call)
 
 
 # ----------------------------------------------------------------------------- gRPC
@@ -256,6 +319,9 @@ class GrpcClient:
       model_name: the served model's name.
       version: a model version to pin; None uses the latest.
       timeout: the deadline of each call, in seconds.
+
+    Raises:
+      ValueError: `timeout` is not a positive number.
     """
 
     def __init__(
@@ -264,7 +330,7 @@ class GrpcClient:
         self.target = target
         self.model_name = model_name
         self.version = version
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
         self._channel = grpc.insecure_channel(
             target,
             options=[
@@ -278,14 +344,20 @@ class GrpcClient:
     def predict(
         self, signature: str, inputs: Inputs, defaults: Mapping[str, Any] | None = None
     ) -> dict[str, np.ndarray]:
-        """Runs a signature; returns output name → array (strings as Python str)."""
+        """Runs a signature; returns output name → array (strings as Python str).
+
+        Raises:
+          RequestError: inputs the serving contract refuses (a ValueError).
+          ServingError: the call failed, or its reply does not fit the contract.
+        """
         arrays = prepare_inputs(signature, inputs, defaults)
         request = predict_request(self.model_name, signature, arrays, self.version)
         reply = self._call("Predict", self._predictions.Predict, request, signature)
-        return {
-            name: _output_array(signature, name, _from_tensor_proto(name, proto))
-            for name, proto in reply.outputs.items()
-        }
+        try:
+            columns = {name: _from_tensor_proto(name, p) for name, p in reply.outputs.items()}
+            return _checked_outputs(signature, columns, arrays)
+        except _ReplyError as e:
+            raise _unfit_reply(self._describe("Predict", signature), signature, e) from None
 
     def metadata(self) -> dict[str, Any]:
         """The served signatures: `{"model", "version", "signatures"}`, see `_readable_metadata`."""
@@ -319,15 +391,18 @@ class GrpcClient:
         if self.version is not None:
             spec.version.value = int(self.version)
 
-    def _call(self, method: str, stub_method: Any, request: Any, signature: str = "") -> Any:
+    def _describe(self, method: str, signature: str = "") -> str:
         on = f"model {self.model_name!r}" + (f", signature {signature!r}" if signature else "")
-        call = f"gRPC {method} at {self.target} ({on})"
+        return f"gRPC {method} at {self.target} ({on})"
+
+    def _call(self, method: str, stub_method: Any, request: Any, signature: str = "") -> Any:
+        call = self._describe(method, signature)
         try:
-            return stub_method(request, timeout=self.timeout)
+            return stub_method(request, timeout=self.timeout)  # the deadline of the whole call
         except grpc.RpcError as e:
             code = e.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                message = f"no reply within the {self.timeout:g} s timeout"
+                message = f"no complete reply within the {self.timeout:g} s timeout"
             elif code == grpc.StatusCode.UNAVAILABLE:
                 message = f"cannot connect: {e.details()}"
             else:
@@ -336,7 +411,10 @@ class GrpcClient:
 
 
 def _from_tensor_proto(name: str, proto: Any) -> Any:
-    array = tf.make_ndarray(proto)
+    try:
+        array = tf.make_ndarray(proto)
+    except (TypeError, ValueError) as e:
+        raise _ReplyError(f"output {name!r} is not a readable tensor ({e})") from None
     if array.dtype == object and not name.endswith(_BYTES_SUFFIX):
         return decode_strings(array)
     return array
@@ -353,15 +431,54 @@ def decode_strings(array: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- outputs
 
 
+def _checked_outputs(
+    signature: str, columns: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The reply's outputs as arrays, checked against the contract: every output there, of its
+    dtype, one row per request row (`arrays`: the request's inputs).
+
+    Raises:
+      _ReplyError: the reply does not fit; the message names the output.
+    """
+    missing = [name for name in SIGNATURES[signature].outputs if name not in columns]
+    if missing:
+        raise _ReplyError(f"output(s) {', '.join(map(repr, missing))} missing")
+    rows = len(next(iter(arrays.values())))
+    outputs = {}
+    for name, value in columns.items():
+        array = _output_array(signature, name, value)
+        if array.ndim == 0 or len(array) != rows:
+            raise _ReplyError(
+                f"output {name!r} has shape {list(array.shape)}, not one row for each of the "
+                f"{rows} request row(s)"
+            )
+        outputs[name] = array
+    return outputs
+
+
 def _output_array(signature: str, name: str, value: Any) -> np.ndarray:
+    """One output as an array of the contract's dtype (strings: an object array of str).
+
+    Raises:
+      _ReplyError: `value` is not a rectangular tensor of that dtype.
+    """
+    array = value if isinstance(value, np.ndarray) else np.array(value, dtype=object)
+    if array.dtype == object and any(isinstance(v, list | dict) for v in array.flat):
+        raise _ReplyError(f"output {name!r} is not a rectangular tensor (got {value!r:.80})")
     dtype = SIGNATURES[signature].outputs.get(name)
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return value
-    if dtype == tf.string or (dtype is None and _has_text(value)):
-        return np.array(value, dtype=object)
-    if dtype is None:
-        return np.asarray(value)
-    return np.asarray(value, dtype=dtype.as_numpy_dtype)
+    if dtype is None:  # not in the contract: as it came
+        keep = array.dtype != object or isinstance(value, np.ndarray) or _has_text(value)
+        return array if keep else np.array(array.tolist())
+    if dtype == tf.string:
+        fits = array.dtype == object and all(isinstance(v, str | bytes) for v in array.flat)
+    elif array.dtype == object:  # numbers from JSON: not strings, not true/false
+        fits = all(isinstance(v, int | float) and not isinstance(v, bool) for v in array.flat)
+    else:
+        fits = np.issubdtype(array.dtype, np.number)
+    if not fits:
+        shown = value.tolist() if isinstance(value, np.ndarray) else value
+        raise _ReplyError(f"output {name!r} must hold {dtype.name} values (got {shown!r:.80})")
+    return array if dtype == tf.string else array.astype(dtype.as_numpy_dtype)
 
 
 def _has_text(value: Any) -> bool:

@@ -172,7 +172,8 @@ def write_deployment(model_base: str, config: ServingConfig) -> list[str]:
     """Writes the deployment files into the local folder `model_base`.
 
     Every file is rendered before the first is written, and each is written atomically (temp
-    file + rename), so a failure leaves each file either complete (old or new) or absent.
+    file + rename), so a failure leaves each file either complete (old or new) or absent. Each
+    gets the umask's mode (normally 644): the server may run as another user.
 
     Args:
       model_base: The folder holding `<model_name>/N/` version folders; it is mounted at

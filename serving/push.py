@@ -25,6 +25,7 @@ from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.gate import GateFailed, evaluate_gate
 from pipeline.manifest import file_sha256, read_json, write_json_atomic
+from pipeline.staging import model_folder
 from pipeline.timestamps import format_timestamp
 from serving.deploy import write_deployment
 from serving.export import MANIFEST
@@ -43,18 +44,24 @@ __all__ = [
 
 
 def served_dir(config: Config) -> str:
-    """`<model_base>/<model_name>`: the folder TF Serving watches."""
-    return os.path.join(config.serving.base_path(config.work_dir), config.serving.model_name)
+    """`<model_base>/<model_name>`: the folder TF Serving watches.
+
+    Raises:
+      DataError: it resolves to somewhere outside `<model_base>` (`..`, a link elsewhere).
+    """
+    s = config.serving
+    return model_folder(s.base_path(config.work_dir), s.model_name)
 
 
 def candidate_dir(config: Config) -> str:
     """The newest export, the candidate for the next push.
 
     Raises:
-      DataError: there is no export.
+      DataError: there is no export, or `<export_base>/<model_name>` resolves to somewhere
+        outside `<export_base>`.
     """
     s = config.serving
-    candidate = latest_version(os.path.join(s.export_path(config.work_dir), s.model_name))
+    candidate = latest_version(model_folder(s.export_path(config.work_dir), s.model_name))
     if candidate is None:
         raise DataError(
             f"no export of {s.model_name!r} under {s.export_base!r}: run `recsys export`"

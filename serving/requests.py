@@ -17,13 +17,21 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import RecsysError
 from serving.signatures import DEFAULTS, SIGNATURES, Signature, numpy_dtype
 
-__all__ = ["Inputs", "prepare_inputs", "recommend_request"]
+__all__ = ["Inputs", "RequestError", "prepare_inputs", "recommend_request"]
 
 Inputs = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 _KNOWN_INPUTS = frozenset(spec.name for sig in SIGNATURES.values() for spec in sig.inputs)
+
+
+class RequestError(RecsysError, ValueError):
+    """Request inputs the serving contract refuses; the message names the input and the value.
+
+    A ValueError too, as these were before; a RecsysError, so the CLI reports it in one line.
+    """
 
 
 def recommend_request(
@@ -66,8 +74,9 @@ def prepare_inputs(
       array with the batch as its first dimension, in the signature's input order.
 
     Raises:
-      ValueError: an unknown signature or input name, a missing input without a default, row
-        counts that differ, or a value that does not convert to the input's dtype.
+      RequestError: an unknown signature or input name, a missing input without a default, row
+        counts that differ, or a value that does not convert to the input's dtype (a string
+        that is not UTF-8 text included).
     """
     sig = _signature(signature)
     fill = _merged_defaults(defaults)
@@ -81,7 +90,7 @@ def prepare_inputs(
 
 def _signature(name: str) -> Signature:
     if name not in SIGNATURES:
-        raise ValueError(f"unknown signature {name!r}; known: {', '.join(SIGNATURES)}")
+        raise RequestError(f"unknown signature {name!r}; known: {', '.join(SIGNATURES)}")
     return SIGNATURES[name]
 
 
@@ -89,7 +98,7 @@ def _merged_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(defaults or {}) - _KNOWN_INPUTS)
     if unknown:
         known = ", ".join(sorted(_KNOWN_INPUTS))
-        raise ValueError(f"defaults for unknown inputs {unknown}; known inputs: {known}")
+        raise RequestError(f"defaults for unknown inputs {unknown}; known inputs: {known}")
     return {**DEFAULTS, **(defaults or {})}
 
 
@@ -97,7 +106,7 @@ def _check_names(sig: Signature, names: Sequence[str]) -> None:
     known = [spec.name for spec in sig.inputs]
     for name in names:
         if name not in known:
-            raise ValueError(
+            raise RequestError(
                 f"unknown input {name!r} for signature {sig.name!r}; "
                 f"known inputs: {', '.join(known)}"
             )
@@ -105,7 +114,7 @@ def _check_names(sig: Signature, names: Sequence[str]) -> None:
 
 def _default(sig: Signature, name: str, fill: Mapping[str, Any]) -> Any:
     if name not in fill:
-        raise ValueError(f"input {name!r} of signature {sig.name!r} has no default: pass it")
+        raise RequestError(f"input {name!r} of signature {sig.name!r} has no default: pass it")
     return fill[name]
 
 
@@ -119,7 +128,7 @@ def _columns_from_mapping(
         value = _plain(inputs[spec.name] if spec.name in inputs else _default(sig, spec.name, fill))
         depth = _depth(value, spec.name)
         if depth not in (spec.shape.rank - 1, spec.shape.rank):
-            raise ValueError(
+            raise RequestError(
                 f"input {spec.name!r} needs {_shape_words(spec.shape.rank - 1)} per row, "
                 f"got {value!r:.80}"
             )
@@ -131,14 +140,14 @@ def _columns_from_rows(
     sig: Signature, rows: Sequence[Mapping[str, Any]], fill: Mapping[str, Any]
 ) -> dict[str, tuple[Any, bool]]:
     if isinstance(rows, str | bytes) or not all(isinstance(row, Mapping) for row in rows):
-        raise ValueError("inputs must be a mapping of columns or a list of row mappings")
+        raise RequestError("inputs must be a mapping of columns or a list of row mappings")
     columns: dict[str, list[Any]] = {spec.name: [] for spec in sig.inputs}
     for row in rows:
         _check_names(sig, list(row))
         for spec in sig.inputs:
             value = _plain(row[spec.name] if spec.name in row else _default(sig, spec.name, fill))
             if _depth(value, spec.name) != spec.shape.rank - 1:
-                raise ValueError(
+                raise RequestError(
                     f"input {spec.name!r} needs {_shape_words(spec.shape.rank - 1)} per row, "
                     f"got {value!r:.80}"
                 )
@@ -166,7 +175,7 @@ def _depth(value: Any, name: str) -> int:
         return 0
     depths = {_depth(v, name) for v in value}
     if len(depths) > 1:
-        raise ValueError(f"input {name!r} mixes lists and single values: {value!r:.80}")
+        raise RequestError(f"input {name!r} mixes lists and single values: {value!r:.80}")
     return 1 + (depths.pop() if depths else 0)
 
 
@@ -175,10 +184,10 @@ def _batch_size(sig: Signature, columns: Mapping[str, tuple[Any, bool]]) -> int:
     sizes = set(counts.values())
     if len(sizes) > 1:
         listed = ", ".join(f"{name}: {n}" for name, n in counts.items())
-        raise ValueError(f"inputs of {sig.name!r} give different numbers of rows ({listed})")
+        raise RequestError(f"inputs of {sig.name!r} give different numbers of rows ({listed})")
     batch = sizes.pop() if sizes else 1
     if batch == 0:
-        raise ValueError(f"no request rows for {sig.name!r}")
+        raise RequestError(f"no request rows for {sig.name!r}")
     return batch
 
 
@@ -199,8 +208,8 @@ def _tensor(spec: tf.TensorSpec, value: Any, batched: bool, batch: int, sig: str
 
 
 def _converter(spec: tf.TensorSpec, sig: str) -> Callable[[Any], Any]:
-    def fail(value: Any) -> ValueError:
-        return ValueError(
+    def fail(value: Any) -> RequestError:
+        return RequestError(
             f"input {spec.name!r} of {sig!r} is {spec.dtype.name}: cannot use {value!r:.80}"
         )
 
@@ -208,7 +217,12 @@ def _converter(spec: tf.TensorSpec, sig: str) -> Callable[[Any], Any]:
         if isinstance(value, bytes | bytearray):
             return bytes(value)
         if isinstance(value, str):
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates, e.g. argv bytes that are not UTF-8
+                raise RequestError(
+                    f"input {spec.name!r} of {sig!r} is not UTF-8 text: {value!r:.80}"
+                ) from None
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value).encode("ascii")  # numeric ids, e.g. MovieLens user 196
         raise fail(value)

@@ -12,7 +12,6 @@ Requests carry exactly the inputs of their signature in `serving/signatures.py`,
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,6 +20,7 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from pipeline.errors import RecsysError
+from pipeline.manifest import temp_path_beside
 from serving.signatures import SIGNATURES, numpy_dtype
 
 __all__ = [
@@ -122,7 +122,8 @@ def write_warmup(saved_model_dir: str, logs: list[PredictionLog]) -> str:
     """Writes the logs as `assets.extra/tf_serving_warmup_requests` (TFRecord) and returns it.
 
     A local file is written to a temporary name and renamed, so the server never reads a
-    partial file; object stores (gs://, s3://) write whole objects.
+    partial file; object stores (gs://, s3://) write whole objects. The file gets the mode of
+    a new file (0o666 less the umask), so a server running as another user can read it.
     """
     if not 1 <= len(logs) <= MAX_WARMUP_RECORDS:
         raise ValueError(f"warmup needs 1 to {MAX_WARMUP_RECORDS} records (got {len(logs)})")
@@ -131,10 +132,8 @@ def write_warmup(saved_model_dir: str, logs: list[PredictionLog]) -> str:
         tf.io.gfile.makedirs(os.path.dirname(path))
         _write_records(path, logs)
         return path
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
-    os.close(fd)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temp_path_beside(path)  # created by the writer, as any new file (not mkstemp's 0o600)
     try:
         _write_records(tmp, logs)
         os.replace(tmp, path)

@@ -233,6 +233,24 @@ def test_unquoted_iso_cutoff_is_accepted(cutoff):
     assert config.preprocess.split.cutoff is not None
 
 
+@pytest.mark.parametrize(
+    "name", ["..", ".", "", "a/b", "../victim", ".rolled-back", "-x", "rec:1", "my model", "é"]
+)
+def test_a_model_name_that_is_no_folder_and_url_name_is_refused(name):
+    config = config_from_dict({"serving": {"model_name": name}})
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "serving.model_name must be a letter or digit followed by letters, digits" in message
+    assert message.endswith(f"(got {name!r})")
+
+
+@pytest.mark.parametrize("name", ["recommender", "shop-v2", "Rec.2_x", "7"])
+def test_tf_serving_model_names_pass(name):
+    validate(config_from_dict({"serving": {"model_name": name}}))
+
+
 def test_all_errors_of_one_config_are_reported_together():
     overrides = [
         "preprocess.split.method=bogus",

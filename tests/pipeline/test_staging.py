@@ -2,8 +2,11 @@
 
 import os
 
+import pytest
+
 from pipeline.cli import main
-from pipeline.config import load_config
+from pipeline.config import config_from_dict, load_config
+from pipeline.errors import DataError
 from pipeline.run import run
 from pipeline.staging import sweep_staging
 
@@ -81,3 +84,15 @@ def test_recsys_run_sweeps_before_its_first_step(tmp_path):
     run(load_config(None, [f"work_dir={work}"]), execute, steps=["validate"])
 
     assert seen == [("validate", [])]
+
+
+def test_the_sweep_touches_nothing_outside_the_model_bases(tmp_path):
+    work = tmp_path / "work"
+    outside = work / "serving" / ".tmp-push-3-0123abcd"  # `<model_base>/..`: not ours
+    outside.mkdir(parents=True)
+    (work / "serving" / "models").mkdir()
+    config = config_from_dict({"work_dir": str(work), "serving": {"model_name": ".."}})
+
+    with pytest.raises(DataError, match=r"refusing to move or delete .*/\.\.': it resolves to"):
+        sweep_staging(config)
+    assert outside.is_dir()

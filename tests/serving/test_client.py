@@ -8,14 +8,18 @@ value survived the client's encoding, TF Serving's decoding and the reply's way 
 from __future__ import annotations
 
 import json
+import math
 import socket
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipeline.errors import RecsysError
 from serving.client import (
     GrpcClient,
+    RequestError,
     RestClient,
     ServingError,
     predict_request,
@@ -28,8 +32,10 @@ from tests.serving.fake_servers import (
     FakeGrpcServer,
     FakeRestServer,
     ServedModel,
+    canned_rest_server,
     rest_post,
     silent_server,
+    trickling_server,
 )
 from tests.serving.tf_serving_rest import (
     JsonTensorError,
@@ -235,6 +241,16 @@ def test_prepare_inputs_rejects_bad_values(signature, inputs, message):
         prepare_inputs(signature, inputs)
 
 
+def test_a_string_that_is_not_utf8_text_is_a_request_error_naming_the_input():
+    user = b"caf\xe9".decode("utf-8", "surrogateescape")  # argv bytes in Latin-1
+    with pytest.raises(RequestError) as info:
+        prepare_inputs("serving_default", {"user_id": user})
+    assert str(info.value) == (
+        "input 'user_id' of 'serving_default' is not UTF-8 text: 'caf\\udce9'"
+    )
+    assert isinstance(info.value, RecsysError) and isinstance(info.value, ValueError)
+
+
 def test_defaults_override_must_name_known_inputs():
     with pytest.raises(ValueError, match="unknown inputs \\['kk'\\]"):
         prepare_inputs("serving_default", {"user_id": "u"}, defaults={"kk": 3})
@@ -418,8 +434,91 @@ def test_rest_timeout_names_the_url_and_the_timeout():
 
     message = str(info.value)
     assert f"POST http://{address}/v1/models/recsys:predict" in message
-    assert "no reply within the 0.3 s timeout" in message
+    assert "deadline exceeded: no complete reply within the 0.3 s timeout" in message
     assert info.value.status is None and "\n" not in message
+
+
+def test_rest_timeout_is_the_deadline_of_the_whole_call_not_of_each_read():
+    with trickling_server(interval=0.05, duration=3) as url:  # a byte every 50 ms
+        client = RestClient(url, MODEL, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(ServingError) as info:
+            client.predict("similar_items", {"item_ids": "a"})
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 1.5
+    assert str(info.value) == (
+        f"POST {url}/v1/models/recsys:predict failed: deadline exceeded: no complete reply "
+        "within the 1 s timeout"
+    )
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, math.nan, math.inf, "10"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(timeout):
+    for client in (RestClient, GrpcClient):
+        with pytest.raises(ValueError) as info:
+            client("localhost:1", MODEL, timeout=timeout)
+        assert f"(got {timeout!r})" in str(info.value)
+
+
+_GOOD_ROW = {
+    "item_ids": ["i1", "i2"],
+    "scores": [0.5, 0.25],
+    "relevance": [1.0, 0.5],
+    "explanation_item_ids": ["h1", ""],
+    "explanation_scores": [0.9, 0.0],
+}
+
+
+@pytest.mark.parametrize(
+    ("reply", "detail"),
+    [
+        (
+            {"predictions": [{**_GOOD_ROW, "scores": ["high", "low"]}]},
+            "output 'scores' must hold float32 values (got [['high', 'low']])",
+        ),
+        (
+            {"predictions": [{**_GOOD_ROW, "item_ids": [1, 2]}]},
+            "output 'item_ids' must hold string values (got [[1, 2]])",
+        ),
+        (
+            {"predictions": [{**_GOOD_ROW, "scores": [True, False]}]},
+            "output 'scores' must hold float32 values (got [[True, False]])",
+        ),
+        (
+            {"predictions": [{**_GOOD_ROW, "item_ids": [["i1"], "i2"]}]},
+            "output 'item_ids' is not a rectangular tensor (got [[['i1'], 'i2']])",
+        ),
+        (
+            {"predictions": [{k: v for k, v in _GOOD_ROW.items() if k != "relevance"}]},
+            "output(s) 'relevance' missing",
+        ),
+        (
+            {"predictions": [_GOOD_ROW, _GOOD_ROW]},
+            "output 'item_ids' has shape [2, 2], not one row for each of the 1 request row(s)",
+        ),
+        ({"predictions": "none"}, "'predictions' must be a non-empty list (got 'none')"),
+        (["a", "list"], "no 'predictions' in the reply ['a', 'list']"),
+    ],
+)
+def test_a_reply_that_does_not_fit_the_contract_is_a_serving_error(reply, detail):
+    with canned_rest_server(json.dumps(reply).encode()) as url:
+        client = RestClient(url, MODEL, timeout=5)
+        with pytest.raises(ServingError) as info:
+            client.predict("serving_default", {"user_id": "u"})
+
+    assert str(info.value) == (
+        f"POST {url}/v1/models/recsys:predict failed: the reply does not fit signature "
+        f"'serving_default': {detail}"
+    )
+
+
+def test_a_reply_that_fits_the_contract_comes_back_typed():
+    with canned_rest_server(json.dumps({"predictions": [_GOOD_ROW]}).encode()) as url:
+        outputs = RestClient(url, MODEL, timeout=5).predict("serving_default", {"user_id": "u"})
+
+    assert outputs["scores"].dtype == np.float32 and outputs["scores"].tolist() == [[0.5, 0.25]]
+    assert outputs["item_ids"].tolist() == [["i1", "i2"]]
 
 
 def test_rest_connection_refused_names_the_url():
@@ -497,7 +596,7 @@ def test_grpc_timeout_names_the_target_and_the_timeout():
 
     assert info.value.status == "DEADLINE_EXCEEDED"
     assert f"gRPC Predict at {address}" in str(info.value)
-    assert "no reply within the 0.3 s timeout" in str(info.value)
+    assert "no complete reply within the 0.3 s timeout" in str(info.value)
 
 
 def test_grpc_connection_refused_is_unavailable():

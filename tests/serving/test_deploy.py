@@ -25,6 +25,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline.config import ServingBatching, ServingConfig
 from serving import deploy
+from tests.serving.conftest import modes_under
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -268,3 +269,14 @@ def test_render_failure_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cannot render"):
         deploy.write_deployment(str(tmp_path), CONFIG)
     assert os.listdir(tmp_path) == []
+
+
+def test_deployment_files_have_the_mode_of_the_umask(tmp_path, umask):
+    (tmp_path / "models.config").write_text("old")
+    os.chmod(tmp_path / "models.config", 0o600)  # as an older release wrote it
+    deploy.write_deployment(str(tmp_path), CONFIG)
+    names = ["models.config", "batching.config", "monitoring.config", "docker-compose.yml"]
+    modes = modes_under(tmp_path)
+    assert {name: modes[name] for name in sorted(modes) if name != "."} == dict.fromkeys(
+        sorted(names), 0o640
+    )

@@ -2,6 +2,8 @@
 
 import json
 import os
+import socket
+import time
 
 import pytest
 import yaml
@@ -16,6 +18,7 @@ from serving.recommend import (
     outside_catalog,
     recommend,
 )
+from tests.serving.fake_servers import canned_rest_server, trickling_server
 
 
 def _config_file(config, tmp_path):
@@ -109,3 +112,63 @@ def test_frontier_summary_picks_the_most_diverse_lambda_within_the_ndcg_budget()
     best = frontier_summary(points)
     assert best["lambda"] == 0.8
     assert abs(best["ild_gain"] - 0.25) < 1e-9 and abs(best["ndcg_change"] + 0.04) < 1e-9
+
+
+def _unused_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _recommend_via(server: str, tmp_path, *flags: str) -> list[str]:
+    return ["recommend", "--set", f"work_dir={tmp_path}", "--server", server, *flags]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--user", "u", "--timeout", "-1"],
+            "--timeout must be a positive number of seconds (got -1.0)",
+        ),
+        (["--user", "u", "--timeout", "nan"], "--timeout must be a positive number of seconds"),
+        (["--user", "caf\udce9"], "--user must be UTF-8 text (got 'caf\\udce9')"),
+        (["--user", "u", "--history", "i1,\udcff"], "--history must be UTF-8 text"),
+    ],
+)
+def test_bad_recommend_arguments_are_one_line_and_exit_2(flags, message, tmp_path, capsys):
+    assert main(_recommend_via(_unused_url(), tmp_path, *flags)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"recsys recommend: error: {message}")
+
+
+def test_a_wrongly_typed_reply_is_one_line_and_exit_2(tmp_path, capsys):
+    row = {
+        "item_ids": ["i1"],
+        "scores": ["high"],
+        "relevance": [1.0],
+        "explanation_item_ids": [""],
+        "explanation_scores": [0.0],
+    }
+    with canned_rest_server(json.dumps({"predictions": [row]}).encode()) as url:
+        assert main(_recommend_via(url, tmp_path, "--user", "u")) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"recsys recommend: error: POST {url}/v1/models/recommender:predict failed: the reply "
+        "does not fit signature 'serving_default': output 'scores' must hold float32 values "
+        "(got [['high']])"
+    ]
+
+
+def test_a_trickling_server_fails_at_the_timeout(tmp_path, capsys):
+    with trickling_server(interval=0.05, duration=3) as url:
+        started = time.monotonic()
+        status = main(_recommend_via(url, tmp_path, "--user", "u", "--timeout", "1"))
+        elapsed = time.monotonic() - started
+
+    assert status == 2 and elapsed < 1.5
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"recsys recommend: error: POST {url}/v1/models/recommender:predict failed: deadline "
+        "exceeded: no complete reply within the 1 s timeout"
+    ]

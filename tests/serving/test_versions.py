@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from pipeline.errors import DataError
+from pipeline.manifest import write_json_atomic
 from serving.versions import (
     ROLLED_BACK,
     next_version,
@@ -14,6 +15,7 @@ from serving.versions import (
     rollback,
     versions,
 )
+from tests.serving.conftest import modes_under
 
 
 def _saved_model(path, marker):
@@ -37,10 +39,9 @@ def test_a_failed_copy_leaves_no_visible_version(tmp_path, monkeypatch):
     push_version(_saved_model(tmp_path / "good", "good"), model_dir, 3)
 
     def broken_copy(src, dst):
-        os.makedirs(dst)
         raise OSError("disk full")
 
-    monkeypatch.setattr("serving.versions.shutil.copytree", broken_copy)
+    monkeypatch.setattr("serving.versions.shutil.copyfile", broken_copy)
     with pytest.raises(OSError, match="disk full"):
         push_version(_saved_model(tmp_path / "bad", "bad"), model_dir, 3)
     assert versions(model_dir) == [1]
@@ -94,3 +95,56 @@ def test_a_version_being_pruned_is_never_seen_partly_deleted(tmp_path, monkeypat
     assert prune_versions(str(model_dir), 1) == [1]
     assert seen == [[2]]
     assert sorted(os.listdir(model_dir)) == ["2"]
+
+
+def test_a_pushed_version_has_the_modes_of_the_umask_not_of_the_source(tmp_path, umask):
+    source = _saved_model(tmp_path / "export", "m")
+    write_json_atomic(os.path.join(source, "manifest.json"), {"version": 1})
+    (tmp_path / "export" / "variables" / "variables.index").write_text("x")
+    for path, mode in [("", 0o700), ("variables", 0o700), ("saved_model.pb", 0o600)]:
+        os.chmod(os.path.join(source, path), mode)  # as an older release wrote them
+
+    push_version(source, str(tmp_path / "base" / "recommender"), 3)
+
+    modes = modes_under(tmp_path / "base" / "recommender" / "1")
+    assert modes == {
+        ".": 0o750,
+        "variables": 0o750,
+        "variables/variables.index": 0o640,
+        "saved_model.pb": 0o640,
+        "manifest.json": 0o640,
+    }
+
+
+def test_nothing_outside_the_model_base_is_moved_or_deleted(tmp_path):
+    victim = tmp_path / "victim"  # the parent of the model base
+    for version in (1, 2):
+        _saved_model(victim / str(version), f"v{version}")
+    base = victim / "models"
+    base.mkdir()
+    model_dir = os.path.join(base, "..")  # serving.model_name ".." before it was refused
+
+    with pytest.raises(DataError, match=r"refusing to move or delete .*not inside"):
+        rollback(model_dir)
+    with pytest.raises(DataError, match="not inside"):
+        prune_versions(model_dir, 1)
+    with pytest.raises(DataError, match="not inside"):
+        push_version(_saved_model(tmp_path / "export", "m"), model_dir, 1)
+    assert sorted(os.listdir(victim)) == ["1", "2", "models"]
+    assert (victim / "1" / "saved_model.pb").read_text() == "v1"
+
+
+def test_a_version_linked_to_another_folder_is_neither_rolled_back_nor_pruned(tmp_path):
+    model_dir = tmp_path / "recommender"
+    _saved_model(model_dir / "1", "m1")
+    elsewhere = _saved_model(tmp_path / "elsewhere", "not a served version")
+    os.symlink(elsewhere, model_dir / "2")
+
+    with pytest.raises(DataError, match=r"recommender/2'.* resolves to .*elsewhere"):
+        rollback(str(model_dir))
+    _saved_model(model_dir / "3", "m3")
+    os.rename(model_dir / "1", model_dir / "4")  # the link is now the oldest: pruned first
+    with pytest.raises(DataError, match="elsewhere"):
+        prune_versions(str(model_dir), 1)
+    assert sorted(os.listdir(model_dir)) == ["2", "3", "4"]
+    assert sorted(os.listdir(tmp_path / "elsewhere")) == ["saved_model.pb", "variables"]

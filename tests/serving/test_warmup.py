@@ -16,6 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import warmup
 from serving.signatures import SIGNATURES, input_specs
+from tests.serving.conftest import modes_under
 
 
 def _f32(x: tf.Tensor) -> tf.Tensor:
@@ -243,3 +244,10 @@ def test_write_warmup_enforces_the_server_record_limit(tmp_path):
     with pytest.raises(ValueError, match="1 to 1000"):
         warmup.write_warmup(str(tmp_path), [])
     assert not os.path.exists(os.path.join(tmp_path, "assets.extra", "tf_serving_warmup_requests"))
+
+
+def test_the_warmup_file_has_the_mode_of_the_umask(tmp_path, umask):
+    logs = warmup.warmup_requests("m", {"similar_items": EXAMPLES["similar_items"]})
+    warmup.write_warmup(str(tmp_path / "version"), logs)
+    modes = modes_under(tmp_path / "version")
+    assert modes == {".": 0o750, "assets.extra": 0o750, warmup.WARMUP_FILE: 0o640}
