@@ -40,6 +40,7 @@ __all__ = [
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 NO_TEXT = -2.0  # below any cosine: items without text rank after every item with text
 _CHUNK = 1 << 24  # entries of a dense users × items block when building the Gram matrix
+_GATHER = 32  # queries whose history rows are gathered at once
 
 
 def _history_matrix(histories: Sequence[np.ndarray], n_items: int) -> np.ndarray:
@@ -88,8 +89,23 @@ def knn_similarity(gram: np.ndarray) -> np.ndarray:
 
 
 def _row_sum_scorer(weights: np.ndarray) -> Scorer:
+    """Scores as the sum of the history items' rows of `weights` (repeats count again).
+
+    Rows are gathered and summed a few queries at a time: a history holds tens of items, so
+    this is far cheaper than a dense `[queries, n] @ [n, n]` product."""
+
     def score(histories: Sequence[np.ndarray]) -> np.ndarray:
-        return _history_matrix(histories, len(weights)) @ weights
+        out = np.zeros((len(histories), len(weights)))
+        for start in range(0, len(histories), _GATHER):
+            part = [np.asarray(h, np.int64) for h in histories[start : start + _GATHER]]
+            lengths = np.array([len(h) for h in part])
+            rows = np.flatnonzero(lengths)
+            if not len(rows):
+                continue
+            gathered = weights[np.concatenate(part)]
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])[rows]
+            out[start + rows] = np.add.reduceat(gathered, offsets, axis=0)
+        return out
 
     return score
 

@@ -92,3 +92,11 @@ def test_content_ranks_by_cosine_to_the_mean_history_text_and_textless_items_las
     # history {a, b}: mean of (1, 0) and (0, 1) → (1, 1)/√2
     np.testing.assert_allclose(scores[1][:3], [1 / np.sqrt(2), 1 / np.sqrt(2), 1.0])
     assert scores[1][3] == b.NO_TEXT
+
+
+def test_history_row_sums_match_the_dense_product_over_many_queries():
+    rng = np.random.default_rng(9)
+    weights = rng.normal(size=(15, 15))
+    histories = [rng.integers(0, 15, size=rng.integers(0, 6)) for _ in range(100)]  # some empty
+    expected = b._history_matrix(histories, 15) @ weights
+    np.testing.assert_allclose(b._row_sum_scorer(weights)(histories), expected)
