@@ -64,11 +64,14 @@ class EvalQueries:
       histories: Per query, the catalog indices of its history.
       exclusions: Per query, the catalog indices to leave out of every ranking; None when
         nothing is excluded.
+      train_counts: `[catalog]` events per item that the systems learned from (an item with
+        none is cold).
     """
 
     events: EventColumns
     histories: list[np.ndarray]
     exclusions: list[np.ndarray] | None
+    train_counts: np.ndarray
 
 
 def read_events(patterns: str | list[str], catalog_ids: Sequence[str]) -> EventColumns:

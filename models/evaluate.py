@@ -28,12 +28,20 @@ from models.ranking import Ranking, rank_queries
 from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline import schema
 from pipeline.config import Config
-from pipeline.manifest import code_version, write_json_atomic, write_text_atomic
+from pipeline.errors import DataError
+from pipeline.manifest import code_version, read_json, write_json_atomic, write_text_atomic
 from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
 from pipeline.timestamps import format_timestamp
 
-__all__ = ["BASELINES", "baseline_scorers", "best_baseline", "evaluate", "summarize"]
+__all__ = [
+    "BASELINES",
+    "baseline_scorers",
+    "best_baseline",
+    "evaluate",
+    "output_dir",
+    "summarize",
+]
 
 KS = (10, 50, 100)
 ACCURACY_KS = (1, 5, 10, 50, 100)
@@ -77,12 +85,13 @@ def baseline_scorers(
     baselines learn from, as a deployed model would."""
     n = len(space.catalog_ids)
     known = before.items >= 0
-    scorers: dict[str, b.Scorer] = {"most_popular": b.popularity_scorer(space.train_counts)}
+    counts = queries.train_counts
+    scorers: dict[str, b.Scorer] = {"most_popular": b.popularity_scorer(counts)}
     entries = known[before.history_rows]
     follows = b.follow_counts(
         before.history_items[entries], before.history_rows[entries], before.items, n
     )
-    scorers["cooccurrence"] = b.cooccurrence_scorer(follows, space.train_counts)
+    scorers["cooccurrence"] = b.cooccurrence_scorer(follows, counts)
     skipped: dict[str, str] = {}
     limit = config.evaluate.ease_max_items
     if n <= limit:
@@ -131,25 +140,54 @@ def summarize(ranking: Ranking, queries: EvalQueries, space: FeatureSpace) -> di
         out["ild@10"] = m.embedding_ild(top10, space.text_embeddings, space.has_text)
     out["category_ild@10"] = m.category_ild(top10, space.item_categories)
     out["novelty@10"] = m.novelty(top10, space.sampling_probability())
-    out["long_tail_share@10"] = m.long_tail_share(top10, space.train_counts)
-    cold = space.train_counts[truth] == 0
+    out["long_tail_share@10"] = m.long_tail_share(top10, queries.train_counts)
+    cold = queries.train_counts[truth] == 0
     for k in KS:
         out[f"cold_start_recall@{k}"] = m.recall_at_k(ranking.ranks[cold], k)
     return out
 
 
 def _eval_queries(config: Config, space: FeatureSpace) -> tuple[EvalQueries, EventColumns]:
+    """The queries of `evaluate.split` and the events the systems learn from: everything before
+    the eval split, or, when tuning on the validation slice, the train events alone (nothing of
+    the eval split is read then)."""
     pre_dir = config.step_dir("preprocess")
-    events = read_events(schema.output_pattern(pre_dir, "eval"), space.catalog_ids)
-    before = read_events(schema.pre_eval_patterns(pre_dir), space.catalog_ids)
+    split = config.evaluate.split
+    events = read_events(schema.output_pattern(pre_dir, split), space.catalog_ids)
+    learned = (
+        schema.pre_eval_patterns(pre_dir)
+        if split == "eval"
+        else schema.output_pattern(pre_dir, "train")
+    )
+    before = read_events(learned, space.catalog_ids)
     outside = int((events.items < 0).sum())
     if outside:
         raise RuntimeError(
-            f"{outside} eval events are on items outside the model's catalog "
+            f"{outside} {split} events are on items outside the model's catalog "
             "(preprocess.vocab.item_min_count left them out); evaluation ranks catalog items only"
         )
     exclusions = seen_before(events, [before, events]) if config.evaluate.exclude_seen else None
-    return EvalQueries(events, events.histories(), exclusions), before
+    counts = np.bincount(before.items[before.items >= 0], minlength=len(space.catalog_ids))
+    return EvalQueries(events, events.histories(), exclusions, counts), before
+
+
+def _check_tunable(config: Config) -> None:
+    """Tuning on the validation slice needs a model that never trained on it."""
+    if config.evaluate.split != "validation":
+        return
+    path = os.path.join(config.step_dir("model"), "trained", "manifest.json")
+    if os.path.exists(path) and read_json(path).get("refit"):
+        raise DataError(
+            "evaluate.split is validation but the trained model was refit on train + "
+            "validation; train with train.refit=false to tune on the validation slice"
+        )
+
+
+def output_dir(config: Config) -> str:
+    """Where the evaluation writes: `evaluation/`, or `evaluation-validation/` when tuning (so a
+    tuning run never replaces the metrics the export and the gate read)."""
+    suffix = "" if config.evaluate.split == "eval" else f"-{config.evaluate.split}"
+    return config.step_dir(STEP) + suffix
 
 
 def evaluate(config: Config) -> dict[str, Any]:
@@ -157,15 +195,17 @@ def evaluate(config: Config) -> dict[str, Any]:
     started = time.time()
     space = load_feature_space(config)
     weights_id = trained_id(config)  # before loading: the weights these metrics belong to
+    _check_tunable(config)
     model = load_trained_model(config, space)
     queries, before = _eval_queries(config, space)
     n_queries = len(queries.events)
     truth = queries.events.items
     say(
-        f"evaluate: {n_queries:,} eval events over {len(space.catalog_ids):,} items, "
+        f"evaluate: {n_queries:,} {config.evaluate.split} events over "
+        f"{len(space.catalog_ids):,} items, "
         f"seen items {'excluded' if queries.exclusions is not None else 'not excluded'}"
     )
-    pattern = schema.output_pattern(config.step_dir("preprocess"), "eval")
+    pattern = schema.output_pattern(config.step_dir("preprocess"), config.evaluate.split)
     score, predictions = model_scorer(model, space, pattern, n_queries)
     seed = config.evaluate.seed
 
@@ -177,11 +217,12 @@ def evaluate(config: Config) -> dict[str, Any]:
     results["rmse"] = m.rmse(queries.events.labels, predictions)
     scorers, skipped = baseline_scorers(config, space, before, queries)
     baselines = {name: summarize(rank(name, s), queries, space) for name, s in scorers.items()}
-    cold = int((space.train_counts[truth] == 0).sum())
+    cold = int((queries.train_counts[truth] == 0).sum())
     output = {
         **results,
         "baselines": baselines,
         "baselines_skipped": skipped,
+        "split": config.evaluate.split,
         "eval_events": n_queries,
         "eval_users": len(np.unique(queries.events.users)),
         "cold_start_events": cold,
@@ -198,7 +239,7 @@ def evaluate(config: Config) -> dict[str, Any]:
         "created_at": format_timestamp(int(time.time())),
         "timings": {"seconds": round(time.time() - started, 2)},
     }
-    out_dir = config.step_dir(STEP)
+    out_dir = output_dir(config)
     write_json_atomic(os.path.join(out_dir, "metrics.json"), output)
     write_text_atomic(os.path.join(out_dir, "report.md"), _report(output))
     _plots(output, out_dir)

@@ -159,7 +159,7 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
             lines.append(f"{key}: model / best baseline ({name}) = {out[key] / value:.2f}×")
     for name, reason in out["baselines_skipped"].items():
         lines.append(f"baseline {name} not run: {reason}")
-    folder = config.step_dir(evaluate.STEP)
+    folder = evaluate.output_dir(config)
     lines.append(f"Report: {folder}/report.md (metrics.json, metrics_by_k.png, compare.png)")
     print("\n".join(lines))
 

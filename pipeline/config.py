@@ -486,12 +486,16 @@ class EvaluateConfig:
       ease_max_items: EASE inverts an items × items matrix: above this catalog size it is
         skipped, and the report says so.
       seed: Seed of the random tie-breaking of equal scores.
+      split: `eval` (the final figures) or `validation`: tune on the validation slice of
+        train, with a model trained without `train.refit`; the eval split is then not read,
+        and the results go to `evaluation-validation/`.
     """
 
     exclude_seen: bool = False
     ease_lambda: float = 500.0
     ease_max_items: int = 30_000
     seed: int = 0
+    split: str = "eval"
 
 
 @dataclass
@@ -951,6 +955,7 @@ def validate(config: Config) -> None:
         check(value >= 0, f"gate.min_ratio_to_baseline.{name}", value, "must be at least 0")
     ev = config.evaluate
     check(ev.ease_lambda > 0, "evaluate.ease_lambda", ev.ease_lambda, "must be positive")
+    choice("evaluate.split", ev.split, ("eval", "validation"))
     check(
         ev.ease_max_items >= 0, "evaluate.ease_max_items", ev.ease_max_items, "must be at least 0"
     )

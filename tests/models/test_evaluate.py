@@ -105,3 +105,28 @@ def test_ease_is_skipped_above_its_catalog_limit_and_the_report_says_so(trained)
     assert "ease_max_items" in out["baselines_skipped"]["ease"]
     report = (pathlib.Path(config.step_dir(evaluate.STEP)) / "report.md").read_text()
     assert "baseline ease not run" in report
+
+
+def test_tuning_on_the_validation_slice_never_reads_the_eval_split(trained, tmp_path):
+    """`evaluate.split=validation` ranks the validation events with a model that never trained
+    on them; it works with the eval split gone, and refuses a model refit on validation."""
+    import shutil
+
+    work, checkpoint = trained
+    copy = tmp_path / "work"
+    for step in ("preprocess", "embeddings"):
+        shutil.copytree(work / step, copy / step)
+    shutil.rmtree(copy / "preprocess" / "eval")  # nothing of the eval split is there to read
+    settings = [f"text.checkpoint={checkpoint}", "evaluate.split=validation", "train.epochs=2"]
+    refit = small_config(copy, *settings, "train.early_stopping_patience=1")
+    train.train(refit)
+    with pytest.raises(DataError, match=r"train\.refit=false"):
+        evaluate.evaluate(refit)
+    config = small_config(copy, *settings, "train.early_stopping_patience=1", "train.refit=false")
+    train.train(config)
+    out = evaluate.evaluate(config)
+    assert out["split"] == "validation" and set(out["baselines"]) == set(evaluate.BASELINES)
+    counts = json.loads((copy / "preprocess" / "manifest.json").read_text())["counts"]
+    assert out["eval_events"] == counts["validation"]
+    assert (copy / "evaluation-validation" / "metrics.json").exists()
+    assert not (copy / "evaluation").exists()  # the gate's metrics are left alone
