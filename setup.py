@@ -39,7 +39,7 @@ setup(
     package_data={"": ["*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6", "ruff==0.17.6"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "ruff==0.17.6"],
         "gcp": ["apache-beam[gcp]==2.77.0"],
     },
     entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
