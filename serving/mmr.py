@@ -12,8 +12,11 @@ Conventions (`mmr_select`):
 
 * Embeddings are unit length, so cosine is the dot product.
 * Relevance is min-max normalized to [0, 1] over each row's valid candidates; a row whose valid
-  relevances are all equal normalizes to all 0. Padding (``valid`` False) is never picked and
-  its relevance is ignored; its embeddings must be finite (zeros do).
+  relevances are all equal normalizes to all 0. Any finite relevances work, however far apart
+  (±3e38 included); a valid candidate's must be finite (NaN or ±inf leave the picks undefined:
+  the `mmr` signature refuses such a request, naming `relevance`). Padding (``valid`` False)
+  is never picked and its relevance, finite or not, is ignored; its embeddings must be finite
+  (zeros do).
 * Ties go to the lowest position, as with `np.argmax`; so λ = 1 gives exactly the stable
   relevance order.
 * A row picks min(k, its number of valid candidates, max_k) items (none for k ≤ 0). Columns
@@ -74,7 +77,7 @@ def mmr_select(
 
     Args:
       embeddings: float32 [B, N, d], unit-length candidate embeddings.
-      relevance: float32 [B, N], raw relevance (normalized here per row).
+      relevance: float32 [B, N], raw relevance (normalized here per row); finite where valid.
       valid: bool [B, N], False for padding.
       k: int32 [B], items wanted per row.
       lam: float32 [B], λ per row in [0, 1] (outside it the picks are not MMR's).
@@ -126,7 +129,11 @@ def gain_and_cost(
     relevance = tf.convert_to_tensor(relevance, tf.float32)
     low = tf.reduce_min(tf.where(valid, relevance, float("inf")), axis=1, keepdims=True)
     high = tf.reduce_max(tf.where(valid, relevance, float("-inf")), axis=1, keepdims=True)
-    rel = tf.where(valid, tf.math.divide_no_nan(relevance - low, high - low), 0.0)
+    # Halves: a difference of two float32 values can overflow (3e38 − (−3e38)), a difference
+    # of their halves cannot, and the quotient is the same (halving is exact above the
+    # subnormal range).
+    rel = tf.math.divide_no_nan(relevance * 0.5 - low * 0.5, high * 0.5 - low * 0.5)
+    rel = tf.where(valid, rel, 0.0)
     lam = tf.convert_to_tensor(lam, tf.float32)[:, tf.newaxis]
     return lam * rel, 1.0 - lam
 

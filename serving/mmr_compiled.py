@@ -46,7 +46,8 @@ def mmr_select_static(
 
     Args:
       embeddings: float32 [B, N, d], unit-length candidate embeddings.
-      relevance: float32 [B, N], raw relevance (min-max normalized here per row).
+      relevance: float32 [B, N], raw relevance (min-max normalized here per row); finite
+        where valid.
       valid: bool [B, N], False for padding.
       k: int32 [B], items wanted per row.
       lam: float32 [B], λ per row in [0, 1].

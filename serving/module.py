@@ -20,11 +20,12 @@ over hundreds of small ops, were most of a request's time past retrieval. Inputs
 static shapes first (the history to `max_history` + 1, an `mmr` row to a power of two, the batch to
 a power of two), so a server compiles a handful of programs, not one per request shape.
 
-Requests are checked in the graph: a bad `k`, `mmr_lambda`, history or query length fails with
+Requests are checked in the graph: an input of the wrong rank or number of rows, a bad `k`,
+`mmr_lambda`, history or query length, or a NaN or infinite `mmr` relevance fails with
 INVALID_ARGUMENT and a message that names the argument, and so does a non-empty query to a model
 exported without a text encoder (rather than being ignored). Unknown user and item ids go through
 the model's out-of-vocabulary rows, and a history id outside the catalog never explains a pick;
-an empty history ("" pads) and an empty query are normal.
+an empty history ("" pads), an empty query and a batch of no rows (an empty answer) are normal.
 """
 
 from __future__ import annotations
@@ -63,6 +64,25 @@ def _check_range(value: tf.Tensor, low, high, name: str) -> tf.Operation:
     ok = tf.reduce_all((value >= low) & (value <= high))
     message = [f"{name} must be in [", low, ", ", high, "]; got ", value]
     return _assert(ok, message, "check_" + name.replace(" ", "_"), summarize=10)
+
+
+def _checked_ranks(signature: str, *inputs: tf.Tensor) -> list[tf.Tensor]:
+    """A signature's inputs, as identities that run after a check of each one's rank.
+
+    Neither a loaded signature nor TF Serving holds a request to the signature's shapes (the
+    REST row format turns a bare id per instance into a 1-D `history_item_ids`), and a value of
+    another rank would fail deep in the graph, naming an op (strided_slice, ConcatV2) instead
+    of the input. The rank is counted from the shape's values: Rank, or Size of the shape,
+    would be folded by Grappler to the signature's static rank, and pass anything."""
+    checks = []
+    for value, spec in zip(inputs, input_specs(signature), strict=True):
+        dims = tf.shape(value)
+        rank = tf.reduce_sum(tf.sign(dims + 1))  # 1 per dimension, at run time
+        layout = "[batch, n]" if spec.shape.rank == 2 else "[batch]"
+        message = [f"{spec.name} must be {layout}, rank {spec.shape.rank}; got shape ", dims]
+        checks.append(_assert(tf.equal(rank, spec.shape.rank), message, f"{spec.name}_rank"))
+    with tf.control_dependencies(checks):
+        return [tf.identity(value) for value in inputs]
 
 
 def _check_batch(name: str, tensor: tf.Tensor, batch: tf.Tensor) -> tf.Operation:
@@ -243,7 +263,12 @@ class RecommenderServing(tf.Module):
             _check_batch("history_item_ids", history_item_ids, batch),
             _check_batch("query", query, batch),
             _check_batch("timestamp", timestamp, batch),
-            _check_range(tf.shape(history_item_ids)[1], 0, c.max_history, "history length"),
+            _check_range(
+                tf.shape(history_item_ids)[1],
+                0,
+                c.max_history,
+                "history length of history_item_ids",
+            ),
             _check_range(tf.strings.length(query), 0, c.max_query_bytes, "query length"),
         ]
         if self.text_encoder is None:  # nothing could read the query: refuse it, not ignore it
@@ -442,6 +467,16 @@ class RecommenderServing(tf.Module):
 
     @tf.function(input_signature=input_specs("serving_default"))
     def recommend(self, user_id, history_item_ids, query, timestamp, k, mmr_lambda, exclude_seen):
+        user_id, history_item_ids, query, timestamp, k, mmr_lambda, exclude_seen = _checked_ranks(
+            "serving_default",
+            user_id,
+            history_item_ids,
+            query,
+            timestamp,
+            k,
+            mmr_lambda,
+            exclude_seen,
+        )
         c = self.config
         batch = tf.shape(user_id)[0]
         limit = min(c.max_k, self.num_candidates)
@@ -497,6 +532,9 @@ class RecommenderServing(tf.Module):
 
     @tf.function(input_signature=input_specs("retrieve"))
     def retrieve(self, user_id, history_item_ids, query, timestamp, k, exclude_seen):
+        user_id, history_item_ids, query, timestamp, k, exclude_seen = _checked_ranks(
+            "retrieve", user_id, history_item_ids, query, timestamp, k, exclude_seen
+        )
         batch = tf.shape(user_id)[0]
         limit = min(self.config.max_candidates, self.catalog_size)
         checks = [
@@ -508,12 +546,15 @@ class RecommenderServing(tf.Module):
         query_vector = self._query_vector(features)
         with tf.control_dependencies(checks):  # k and exclude_seen are first used here
             scores, rows = self._retrieve(
-                query_vector, self._rows(history_item_ids), exclude_seen, tf.reduce_max(k)
+                query_vector, self._rows(history_item_ids), exclude_seen, _widest(k)
             )
         return self._first_k(scores, rows, k)
 
     @tf.function(input_signature=input_specs("rank"))
     def rank(self, user_id, history_item_ids, query, timestamp, item_ids):
+        user_id, history_item_ids, query, timestamp, item_ids = _checked_ranks(
+            "rank", user_id, history_item_ids, query, timestamp, item_ids
+        )
         batch = tf.shape(user_id)[0]
         checks = [
             _check_batch("item_ids", item_ids, batch),
@@ -527,28 +568,49 @@ class RecommenderServing(tf.Module):
 
     @tf.function(input_signature=input_specs("mmr"))
     def mmr(self, item_ids, relevance, k, mmr_lambda):
+        item_ids, relevance, k, mmr_lambda = _checked_ranks(
+            "mmr", item_ids, relevance, k, mmr_lambda
+        )
         batch = tf.shape(item_ids)[0]
         # The dedupe sorts 500 ids: the executor's sort costs less than XLA's here.
         valid = first_occurrences(item_ids, self.config.max_candidates)
         count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
+        same_shape = _assert(
+            tf.reduce_all(tf.shape(relevance) == tf.shape(item_ids)),
+            [
+                "relevance must have the shape of item_ids ",
+                tf.shape(item_ids),
+                "; got ",
+                tf.shape(relevance),
+            ],
+            "relevance_shape",
+        )
+        with tf.control_dependencies([same_shape]):
+            # Where MMR reads it: not "" pads or repeats, whose relevance is ignored. NaN or
+            # ±inf there would give NaN or infinite scores, or no pick at all.
+            finite = tf.reduce_all(tf.math.is_finite(relevance) | ~valid)
+        k_rows = _check_batch("k", k, batch)
+        with tf.control_dependencies([k_rows]):  # k against the rows' counts
+            enough = tf.reduce_all(k <= count)
         checks = [
             _check_batch("relevance", relevance, batch),
-            _check_batch("k", k, batch),
+            k_rows,
             _check_batch("mmr_lambda", mmr_lambda, batch),
+            same_shape,
             _assert(
-                tf.reduce_all(tf.shape(relevance) == tf.shape(item_ids)),
+                finite,
                 [
-                    "relevance must have the shape of item_ids ",
-                    tf.shape(item_ids),
-                    "; got ",
-                    tf.shape(relevance),
+                    "relevance must be finite at each item id that is neither empty nor a repeat; "
+                    "got ",
+                    relevance,
                 ],
-                "relevance_shape",
+                "relevance_finite",
+                summarize=10,
             ),
             _check_range(tf.shape(item_ids)[1], 0, self.config.max_candidates, "item_ids length"),
             _check_range(k, 1, self.config.max_k, "k"),
             _assert(
-                tf.reduce_all(k <= count),
+                enough,
                 [
                     "k must not exceed the number of distinct item_ids per row (",
                     count,
@@ -576,6 +638,7 @@ class RecommenderServing(tf.Module):
 
     @tf.function(input_signature=input_specs("similar_items"))
     def similar_items(self, item_ids, k):
+        item_ids, k = _checked_ranks("similar_items", item_ids, k)
         batch = tf.shape(item_ids)[0]
         checks = [
             _check_batch("k", k, batch),
@@ -585,7 +648,7 @@ class RecommenderServing(tf.Module):
             vectors = self.model.candidate_embedding(item_ids)
         scores = tf.matmul(vectors, self.index, transpose_b=True)
         own = (self._rows(item_ids) - 1)[:, tf.newaxis]  # an item is not similar to itself
-        return self._first_k(*_top_k_excluding(scores, tf.reduce_max(k), own, own >= 0), k)
+        return self._first_k(*_top_k_excluding(scores, _widest(k), own, own >= 0), k)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """The signature map for `tf.saved_model.save`."""
@@ -605,6 +668,12 @@ def batch_buckets(limit: int) -> list[int]:
     while sizes[-1] < limit:
         sizes.append(sizes[-1] * 2)
     return sizes
+
+
+def _widest(k: tf.Tensor) -> tf.Tensor:
+    """The most columns a row asks for: max(k), and 0 for a batch of no rows (whose max is
+    INT_MIN, which top-k refuses)."""
+    return tf.maximum(tf.reduce_max(k), 0)
 
 
 def _power_of_two_at_least(n: tf.Tensor, minimum: int = 1) -> tf.Tensor:

@@ -5,7 +5,10 @@ requests (`serving/warmup.py`) all take the signatures from here.
 
 TF Serving requires every input on every request, so clients fill the defaults below. Every
 input has the batch as its first dimension, which keeps the REST row format ("instances")
-usable: one instance per request row.
+usable: one instance per request row. Neither TF Serving nor a loaded SavedModel holds a request
+to these shapes, so the graph checks them: an input of another rank (a bare id per instance where
+`history_item_ids` takes a list) or another number of rows fails with INVALID_ARGUMENT naming
+it. A batch of no rows gets an answer of no rows from every signature.
 
 * `serving_default` (recommend): retrieval over the whole catalog → ranking of the top
   candidates → MMR rerank to `k`. `item_ids` are padded with "" (score 0) where a row asks
@@ -13,6 +16,9 @@ usable: one instance per request row.
 * `retrieve`: the top `k` of the catalog by query-candidate cosine.
 * `rank`: the ranking head's score for each (request, item) pair; "" pads.
 * `mmr`: the diversity reranker alone, for candidates from anywhere: "" pads a row's ids.
+  `relevance` must be finite wherever MMR reads it, i.e. at each id that is not "" and not a
+  repeat of an earlier id in its row (NaN or ±inf there: INVALID_ARGUMENT naming `relevance`);
+  a pad's relevance is ignored, whatever it is.
 * `similar_items`: the `k` catalog items closest to each item (the item itself excluded).
 
 `mmr_lambda` is MMR's λ in [0, 1]: the next item maximizes λ·relevance − (1 − λ)·(largest

@@ -205,6 +205,29 @@ def test_padding_is_never_picked_and_its_relevance_is_ignored(batch, implementat
         assert np.isfinite(scores[row]).all()
 
 
+@pytest.mark.parametrize("lam", [1.0, 0.5])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_relevances_far_apart_normalize_without_overflow(lam, implementation):
+    """3e38 − (−3e38) overflows float32: the normalization gave inf / inf = NaN, then NaN or
+    infinite scores and, with no finite objective left, a pick past the last candidate."""
+    relevance = np.float32([[3e38, -3e38, 0.0, 1.5e38, -1.5e38]])
+    # Over [−3e38, 3e38]: normalized [1, 0, 1/2, 3/4, 1/4]; at λ = 1 that order, × λ.
+    positions, scores = run(
+        exact_vectors(np.random.default_rng(1), (1, 5)),
+        relevance,
+        np.ones((1, 5), bool),
+        [5],
+        [lam],
+        implementation=implementation,
+    )
+    assert np.isfinite(scores).all()
+    assert sorted(positions[0]) == [0, 1, 2, 3, 4]
+    assert positions[0, 0] == 0 and scores[0, 0] == pytest.approx(lam)
+    if lam == 1.0:
+        np.testing.assert_array_equal(positions, [[0, 3, 2, 4, 1]])
+        np.testing.assert_allclose(scores, [[1, 0.75, 0.5, 0.25, 0]], atol=1e-6)
+
+
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_short_rows_and_wide_outputs_pad_with_minus_one(implementation):
     rng = np.random.default_rng(5)

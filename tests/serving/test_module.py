@@ -207,3 +207,165 @@ def test_a_history_id_outside_the_catalog_never_explains(exported, xla):
     assert explained[0].tolist() == [ids[known]] * 10
     assert explained[1].tolist() == [""] * 10  # only unknown ids: no explanation
     assert out["explanation_scores"].numpy()[1].tolist() == [0.0] * 10
+
+
+# ------------------------------------------------------------------------ malformed requests
+#
+# What a loaded signature or TF Serving hands the graph is not held to the signature's shapes:
+# the concrete functions below take any shape, as they do. (A module's tf.function refuses a
+# value its input signature does not fit before any graph runs, with a TypeError.)
+
+
+@pytest.fixture(scope="module")
+def both_paths(exported):
+    """{serving.xla: module} over the exported fixture's trained model, and its feature space."""
+    modules = {xla: _module(exported, xla=xla)[0] for xla in (True, False)}
+    return modules, load_feature_space(exported[0])
+
+
+def _requests(ids: list[str], rows: int) -> dict[str, dict[str, tf.Tensor]]:
+    """A well-formed request of every signature with `rows` rows."""
+
+    def column(value, dtype):
+        return tf.constant([value] * rows, dtype, shape=[rows, *np.shape(value)])
+
+    query = {
+        "user_id": column("u", tf.string),
+        "history_item_ids": column(ids[:2], tf.string),
+        "query": column("", tf.string),
+        "timestamp": column(1_700_000_000, tf.int64),
+    }
+    k, lam, exclude = column(3, tf.int32), column(0.5, tf.float32), column(True, tf.bool)
+    return {
+        "serving_default": {**query, "k": k, "mmr_lambda": lam, "exclude_seen": exclude},
+        "retrieve": {**query, "k": k, "exclude_seen": exclude},
+        "rank": {**query, "item_ids": column(ids[2:6], tf.string)},
+        "mmr": {
+            "item_ids": column(ids[:4], tf.string),
+            "relevance": column([0.4, 0.3, 0.2, 0.1], tf.float32),
+            "k": k,
+            "mmr_lambda": lam,
+        },
+        "similar_items": {"item_ids": tf.constant(ids[:rows], tf.string, [rows]), "k": k},
+    }
+
+
+_FUNCTIONS = {
+    "serving_default": "recommend",
+    "retrieve": "retrieve",
+    "rank": "rank",
+    "mmr": "mmr",
+    "similar_items": "similar_items",
+}
+
+
+def _signature(module, name):
+    return getattr(module, _FUNCTIONS[name]).get_concrete_function()
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("signature", sorted(_FUNCTIONS))
+def test_a_batch_of_no_rows_gets_an_answer_of_no_rows(both_paths, signature, xla):
+    """retrieve and similar_items took the top max(k) of no k, INT_MIN: TopKV2 refused it."""
+    modules, space = both_paths
+    out = _signature(modules[xla], signature)(**_requests(space.catalog_ids, 0)[signature])
+    assert out and all(value.shape[0] == 0 for value in out.values()), out
+
+
+def _other_ranks(value: tf.Tensor) -> list[tf.Tensor]:
+    """`value` as a scalar, with a dimension more, and (2-D) as one value per row."""
+    forms = [tf.reshape(value, [-1])[0], value[..., tf.newaxis]]
+    return [*forms, value[:, 0]] if value.shape.rank == 2 else forms
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("signature", sorted(_FUNCTIONS))
+def test_an_input_of_another_rank_fails_naming_it(both_paths, signature, xla):
+    """Every input of every signature: a 1-D history_item_ids (a bare id per REST instance)
+    failed in strided_slice, a 2-D k in ConcatV2 or Pack, a scalar user_id in strided_slice."""
+    modules, space = both_paths
+    fn = _signature(modules[xla], signature)
+    request = _requests(space.catalog_ids, 2)[signature]
+    for name, value in request.items():
+        layout = "[batch, n], rank 2" if value.shape.rank == 2 else "[batch], rank 1"
+        for bad in _other_ranks(value):
+            with pytest.raises(tf.errors.InvalidArgumentError) as e:
+                fn(**{**request, name: bad})
+            assert f"{name} must be {layout}; got shape" in e.value.message
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("signature", sorted(_FUNCTIONS))
+def test_an_input_with_another_number_of_rows_fails_naming_one(both_paths, signature, xla):
+    """mmr's k with a row more or less than item_ids failed in LessEqual ("Incompatible shapes:
+    [2] vs. [3]") when its k ≤ distinct ids check ran before the check of k's rows: a race, which
+    2 calls in 30 lost."""
+    modules, space = both_paths
+    fn = _signature(modules[xla], signature)
+    request = _requests(space.catalog_ids, 3)[signature]
+    named = r"must have one row per request|relevance must have the shape of item_ids"
+    for name, value in request.items():
+        for bad in (value[:2], tf.concat([value, value[:1]], axis=0)):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+                fn(**{**request, name: bad})
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "retrieve", "rank"])
+def test_a_history_over_the_limit_fails_naming_history_item_ids(both_paths, signature):
+    """The message said "history length", which names no input."""
+    modules, space = both_paths
+    module = modules[False]
+    request = _requests(space.catalog_ids, 1)[signature]
+    too_long = tf.fill([1, module.config.max_history + 1], space.catalog_ids[0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="history_item_ids must be in"):
+        _signature(module, signature)(**{**request, "history_item_ids": too_long})
+
+
+def test_the_module_functions_refuse_another_rank_before_the_graph(both_paths):
+    modules, space = both_paths
+    request = _requests(space.catalog_ids, 1)["retrieve"]
+    bad = {**request, "history_item_ids": request["history_item_ids"][:, 0]}
+    with pytest.raises(TypeError, match="history_item_ids"):
+        modules[False].retrieve(**bad)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize(
+    "relevance",
+    [
+        [np.inf, 0.9, 0.8, 0.7, 0.6],  # answered [0, inf, -0.14]
+        [0.5, np.nan, 0.8, 0.7, 0.6],  # answered NaN and inf scores
+        [-np.inf, 0.9, 0.8, 0.7, 0.6],  # failed: indices[0,0] = 5 is not in [0, 5)
+        [np.nan] * 5,  # the same
+    ],
+)
+def test_mmr_refuses_non_finite_relevance_naming_it(both_paths, relevance, xla):
+    modules, space = both_paths
+    fn = _signature(modules[xla], "mmr")
+    request = {
+        "item_ids": tf.constant([space.catalog_ids[:5]]),
+        "relevance": tf.constant([relevance], tf.float32),
+        "k": tf.constant([3]),
+        "mmr_lambda": tf.constant([0.5]),
+    }
+    with pytest.raises(tf.errors.InvalidArgumentError, match="relevance must be finite"):
+        fn(**request)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_mmr_ignores_the_relevance_of_pads_and_repeats(both_paths, xla):
+    """MMR never reads a pad's or a repeat's relevance, so any value there answers, the same
+    as a finite one."""
+    modules, space = both_paths
+    fn = _signature(modules[xla], "mmr")
+    ids = space.catalog_ids
+    request = {
+        "item_ids": tf.constant([[ids[0], "", ids[1], ids[2], ids[0]]] * 2),
+        "k": tf.constant([3, 3]),
+        "mmr_lambda": tf.constant([0.5, 0.5]),
+    }
+    finite = fn(**request, relevance=tf.constant([[0.9, 0.0, 0.5, 0.1, 0.0]] * 2))
+    wild = fn(**request, relevance=tf.constant([[0.9, np.nan, 0.5, 0.1, -np.inf]] * 2))
+    for name in ("item_ids", "scores", "relevance"):
+        np.testing.assert_array_equal(wild[name].numpy(), finite[name].numpy())
+    assert np.isfinite(wild["scores"].numpy()).all()
