@@ -509,6 +509,12 @@ class GateConfig:
         metrics (its manifest); 0.05 allows 5% worse. The first push has no baseline.
       min_ratio_to_baseline: Metric → the least ratio of the model's value to the best
         baseline's of the same evaluation (1.0: at least as good as every baseline).
+      check_drift: Compare the candidate's data with the served model's run (`pipeline/drift.py`):
+        schema, volume, rejected share, items without text, item popularity.
+      max_volume_drop: Largest allowed drop of kept events or users, as a share (0.3: 30%).
+      max_rejected_share_increase: Largest allowed rise of the rejected share of read events.
+      max_empty_text_increase: Largest allowed rise of the share of items without a description.
+      max_popularity_shift: Largest allowed L-infinity distance of item shares of kept events.
     """
 
     min_metrics: dict[str, float] = field(default_factory=dict)
@@ -518,6 +524,21 @@ class GateConfig:
     min_ratio_to_baseline: dict[str, float] = field(
         default_factory=lambda: {"recall@50": 1.0, "ndcg@10": 1.0}
     )
+    check_drift: bool = True
+    max_volume_drop: float = 0.3
+    max_rejected_share_increase: float = 0.05
+    max_empty_text_increase: float = 0.05
+    max_popularity_shift: float = 0.05
+
+    def drift_limits(self) -> dict[str, float]:
+        """The limits `pipeline.drift.drift_checks` takes."""
+        names = (
+            "max_volume_drop",
+            "max_rejected_share_increase",
+            "max_empty_text_increase",
+            "max_popularity_shift",
+        )
+        return {name: float(getattr(self, name)) for name in names}
 
 
 @dataclass
@@ -951,6 +972,8 @@ def validate(config: Config) -> None:
     )
     for name, value in config.gate.max_regression.items():
         check(0 <= value < 1, f"gate.max_regression.{name}", value, "must be in [0, 1)")
+    for name, value in config.gate.drift_limits().items():
+        check(0 <= value <= 1, f"gate.{name}", value, "must be in [0, 1]")
     for name, value in config.gate.min_ratio_to_baseline.items():
         check(value >= 0, f"gate.min_ratio_to_baseline.{name}", value, "must be at least 0")
     ev = config.evaluate

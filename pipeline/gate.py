@@ -22,7 +22,7 @@ from pipeline.errors import RecsysError
 
 __all__ = ["LOWER_IS_BETTER", "Check", "GateFailed", "GateResult", "evaluate_gate"]
 
-LOWER_IS_BETTER = frozenset({"rmse"})
+LOWER_IS_BETTER = frozenset({"rmse", "rejected_share", "empty_text_share", "popularity_shift"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Check:
         better = "at most" if self.metric in LOWER_IS_BETTER else "at least"
         verdict = "ok" if self.passed else "FAILED"
         kind = f"{self.kind}: {self.detail}" if self.detail else self.kind
+        if self.metric == "schema":
+            return f"schema {'unchanged' if self.passed else 'changed'} ({kind}): {verdict}"
         if self.value is None:
             return f"{self.metric}: missing from the candidate's metrics ({kind}) FAILED"
         gap = "" if self.passed else f", short by {abs(self.value - self.limit):.4g}"

@@ -24,6 +24,7 @@ import tensorflow as tf
 from models.features import FeatureSpace
 from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline.config import Config
+from pipeline.drift import data_profile
 from pipeline.errors import DataError
 from pipeline.manifest import code_version, read_json, write_json_atomic
 from pipeline.progress import say
@@ -164,6 +165,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
             "serving": {k: v for k, v in vars(s).items() if k not in ("batching",)},
             "trained": {k: trained.get(k) for k in ("created_at", "epochs_run", "best_val_loss")},
             "metrics": _evaluation_metrics(config),
+            "data_profile": data_profile(config.step_dir("preprocess")),  # the drift check's
             "timings": {"seconds": round(time.time() - started, 2)},
         }
         write_json_atomic(os.path.join(staging, MANIFEST), manifest)

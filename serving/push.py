@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.drift import drift_checks
 from pipeline.errors import DataError
 from pipeline.gate import GateFailed, evaluate_gate
 from pipeline.manifest import file_sha256, read_json, write_json_atomic
@@ -79,11 +80,16 @@ def _manifest_id(version_dir: str | None) -> str | None:
     return file_sha256(os.path.join(version_dir, MANIFEST))
 
 
-def _metrics(version_dir: str) -> dict[str, float] | None:
+def _manifest_value(version_dir: str, key: str) -> Any:
+    """A key of a version's manifest (None when the manifest or the key is absent)."""
     path = os.path.join(version_dir, MANIFEST)
     if not os.path.exists(path):
         return None
-    return read_json(path).get("metrics")
+    return read_json(path).get(key)
+
+
+def _metrics(version_dir: str) -> dict[str, float] | None:
+    return _manifest_value(version_dir, "metrics")
 
 
 def validate(config: Config) -> dict[str, Any]:
@@ -107,6 +113,10 @@ def validate(config: Config) -> dict[str, Any]:
     result = evaluate_gate(
         metrics, gate.min_metrics, gate.max_regression, baseline, gate.min_ratio_to_baseline
     )
+    served_profile = _manifest_value(current, "data_profile") if current else None
+    candidate_profile = _manifest_value(candidate, "data_profile")
+    if gate.check_drift and served_profile and candidate_profile:
+        result.checks += drift_checks(candidate_profile, served_profile, gate.drift_limits())
     blessing = {
         "passed": result.passed,
         "candidate": candidate,

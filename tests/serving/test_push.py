@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import DataError
+from pipeline.manifest import read_json
 from serving.push import (
     GateFailed,
     blessing_path,
@@ -30,7 +31,7 @@ def staged(exported, tmp_path):
     config = small_config(tmp_path / "work", "gate.min_metrics={recall@50: 0.2}")
     base = os.path.join(config.serving.export_path(config.work_dir), "recommender")
 
-    def add_export(version, metrics):
+    def add_export(version, metrics, profile_changes=None):
         target = os.path.join(base, str(version))
         shutil.copytree(path, target)
         with open(os.path.join(target, "manifest.json"), encoding="utf-8") as f:
@@ -38,6 +39,8 @@ def staged(exported, tmp_path):
         if metrics is not None and "baselines" not in metrics:  # weak baselines: beaten
             metrics = {**metrics, "baselines": {"ease": {"recall@50": 0.05, "ndcg@10": 0.01}}}
         manifest["metrics"] = metrics
+        if profile_changes:
+            manifest["data_profile"] = {**manifest["data_profile"], **profile_changes}
         with open(os.path.join(target, "manifest.json"), "w", encoding="utf-8") as f:
             json.dump(manifest, f)
 
@@ -94,6 +97,28 @@ def test_a_model_that_loses_to_a_baseline_is_not_pushed(staged, capsys, tmp_path
         "short by 0.05: FAILED"
     ) in out
     assert "ndcg@10 = 0.25, needs at least 0.2 (baseline: 1× ease, the best baseline): ok" in out
+
+
+def test_the_drift_check_blocks_a_run_whose_events_were_cut_by_half(staged, capsys, tmp_path):
+    config, add_export = staged
+    metrics = {"recall@50": 0.6, "ndcg@10": 0.3}
+    add_export(1, metrics)
+    assert push(config)["version"] == 1
+    served = read_json(os.path.join(served_dir(config), "1", "manifest.json"))["data_profile"]
+    assert served["events"] > 0
+
+    add_export(2, metrics, {"events": served["events"] // 2})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert main(["push", "--config", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert f"events = {served['events'] // 2}, needs at least" in out and "drift" in out
+    assert versions(served_dir(config)) == [1]
+
+    add_export(3, {"recall@50": 0.61, "ndcg@10": 0.3})  # a retrain on unchanged data
+    assert push(config)["version"] == 2
+    report = read_json(blessing_path(config))["report"]
+    assert "popularity_shift = 0, needs at most 0.05" in report and "schema unchanged" in report
 
 
 def test_push_without_an_export_or_metrics_says_what_to_run(staged, tmp_path):
