@@ -16,10 +16,13 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.portability import python_urns
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
+from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
+from pipeline.beam_worker import worker_command
 from pipeline.config import Config
 from pipeline.errors import RecsysError
 from pipeline.manifest import publish_dir
@@ -77,7 +80,30 @@ def pipeline_options(
     return PipelineOptions(flags)
 
 
-def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
+class _FnApiRunner(fn_runner.FnApiRunner):
+    """Beam's FnApiRunner whose `multi_processing` workers run `worker_command` (they die with
+    this process; `pipeline/beam_worker.py`) instead of Beam's `sdk_worker_main` directly.
+
+    `run_pipeline` makes the subprocess environment from the job's options just before it
+    builds the job's graph, so the command is swapped in that graph, where Beam hands it over.
+    """
+
+    def __init__(self, worker_command: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._worker_command = worker_command
+
+    def run_via_runner_api(self, pipeline_proto, options):
+        beam_env = self._default_environment
+        if isinstance(beam_env, SubprocessSDKEnvironment):
+            for env in pipeline_proto.components.environments.values():
+                if env.urn == python_urns.SUBPROCESS_SDK and env.payload.decode() == (
+                    beam_env.command_string
+                ):
+                    env.payload = self._worker_command.encode()
+        return super().run_via_runner_api(pipeline_proto, options)
+
+
+def new_pipeline(options: PipelineOptions, work_dir: str = ".") -> beam.Pipeline:
     """A pipeline on the runner that `options` names, where the DirectRunner means its FnApiRunner.
 
     Beam's DirectRunner first tries Prism, a job server it downloads from GitHub as a binary at
@@ -87,6 +113,9 @@ def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
     FnApiRunner, built as the DirectRunner builds it (the job's options reach its workers): a run
     downloads nothing and runs alike with and without a network. `--runner PrismRunner` still
     selects Prism; any other runner is left to Beam.
+
+    `multi_processing` workers start as `pipeline.beam_worker` for `work_dir`: they die with
+    this process, and a later run's sweep finds any that did not.
     """
     runner = str(options.get_all_options().get("runner") or "DirectRunner")
     if runner.lower() not in _DIRECT_RUNNERS:
@@ -94,7 +123,9 @@ def new_pipeline(options: PipelineOptions) -> beam.Pipeline:
     provision = beam_provision_api_pb2.ProvisionInfo(
         pipeline_options=JobServiceHandle.encode_pipeline_options(options.get_all_options())
     )
-    fn_api = fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+    fn_api = _FnApiRunner(
+        worker_command(work_dir), provision_info=fn_runner.ExtendedProvisionInfo(provision)
+    )
     return beam.Pipeline(runner=fn_api, options=options)
 
 
@@ -169,7 +200,7 @@ def run_step(
     say(f"{step}: Beam and worker logs go to {log_path}")
     try:
         with stderr_to_log(log_path), Heartbeat(f"{step}: Beam job on {runner}"):
-            p = new_pipeline(options)
+            p = new_pipeline(options, config.work_dir)
             build(p, out_dir)
             try:
                 p.run().wait_until_finish()

@@ -15,6 +15,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.staging import old_result_dir
+
 __all__ = [
     "code_version",
     "file_sha256",
@@ -85,7 +87,7 @@ def publish_dir(staging: str, final: str) -> None:
     the old complete folder or the new complete one, never a mix."""
     old = None
     if os.path.exists(final):
-        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+        old = old_result_dir(final)
         os.rename(final, old)
     os.rename(staging, final)
     if old:

@@ -14,6 +14,11 @@ so named are removed, only where the steps make them:
 * `<export_base>/<model_name>/.tmp-<version>-<8 hex>` (export);
 * `<model_base>/<model_name>/.tmp-push-…` and `.tmp-remove-…` (push and pruning).
 
+`publish_dir` (`pipeline/manifest.py`) moves a step's previous result aside as
+`<step>.old-<8 hex>` (`old_result_dir`) before it renames the staging folder into place. A kill
+between the two renames leaves that folder and no `<step>`: it is then the only copy of the
+published result, so the sweep renames it back; beside an existing `<step>` it is deleted.
+
 Folders on object stores (`gs://…`) are left alone: there the steps write in place.
 
 What the steps move or delete must be theirs: `check_inside` refuses a target that resolves
@@ -28,15 +33,24 @@ import re
 import shutil
 import uuid
 
+from pipeline.beam_worker import kill_leftover_workers
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.progress import say
 
-__all__ = ["check_inside", "model_folder", "staging_dir", "sweep_staging", "version_staging"]
+__all__ = [
+    "check_inside",
+    "model_folder",
+    "old_result_dir",
+    "staging_dir",
+    "sweep_staging",
+    "version_staging",
+]
 
 _STEP_STAGING = re.compile(r"^[^.].*\.tmp-[0-9a-f]{8}$")
 _EXPORT_STAGING = re.compile(r"^\.tmp-[0-9]+-[0-9a-f]{8}$")
 _SERVING_STAGING = re.compile(r"^\.tmp-(push|remove)-[0-9]+-[0-9a-f]{8}$")
+_OLD_RESULT = re.compile(r"^([^.].*)\.old-[0-9a-f]{8}$")  # group 1: the published folder's name
 
 
 def check_inside(path: str, folder: str) -> str:
@@ -68,6 +82,12 @@ def staging_dir(final: str) -> str:
     return f"{final}.tmp-{_tag()}"
 
 
+def old_result_dir(final: str) -> str:
+    """A fresh name beside `final` for its previous content while the new one is renamed into
+    place: `<final>.old-<8 hex>`."""
+    return f"{final}.old-{_tag()}"
+
+
 def version_staging(model_dir: str, version: int, purpose: str | None = None) -> str:
     """A fresh hidden folder in a model base for `version`, which a server ignores:
     `.tmp-<version>-<8 hex>`, or `.tmp-<purpose>-<version>-<8 hex>` (`push`, `remove`)."""
@@ -85,14 +105,31 @@ def _stale(folder: str, pattern: re.Pattern) -> list[str]:
     ]
 
 
-def sweep_staging(config: Config) -> list[str]:
-    """Deletes the staging folders of killed runs; returns their paths.
+def _settle_old_results(folder: str) -> list[str]:
+    """Renames each `<name>.old-<8 hex>` in `folder` back to `<name>` where `<name>` is missing
+    (a kill between `publish_dir`'s two renames); returns the others, whose `<name>` exists."""
+    stale = []
+    for path in _stale(folder, _OLD_RESULT):
+        final = os.path.join(folder, _OLD_RESULT.match(os.path.basename(path)).group(1))
+        if os.path.lexists(final):
+            stale.append(path)
+        else:
+            say(f"restoring {final} from {path}: a run was killed while it replaced it")
+            os.rename(path, final)
+    return stale
 
-    Call it only while holding the work directory's lock.
+
+def sweep_staging(config: Config) -> list[str]:
+    """Deletes the staging folders of killed runs, and the previous results they had moved
+    aside; returns their paths. A previous result whose folder is missing is renamed back.
+
+    Call it only while holding the work directory's lock. It first kills the Beam workers that
+    outlived a killed run of the work directory (`beam_worker.kill_leftover_workers`).
 
     Raises:
       DataError: a model folder resolves to somewhere outside its base (`check_inside`).
     """
+    kill_leftover_workers(config.work_dir)
     s = config.serving
     exports, served = s.export_path(config.work_dir), s.base_path(config.work_dir)
     stale = (
@@ -104,4 +141,9 @@ def sweep_staging(config: Config) -> list[str]:
     for path in stale:
         say(f"removing {path}: the staging folder of a run that was killed")
         shutil.rmtree(path, ignore_errors=True)
-    return stale
+    # publish_dir runs only in these two folders (Beam steps, training)
+    old = _settle_old_results(config.work_dir) + _settle_old_results(config.step_dir("model"))
+    for path in old:
+        say(f"removing {path}: the previous result that a killed run had moved aside")
+        shutil.rmtree(path, ignore_errors=True)
+    return stale + old

@@ -2,13 +2,19 @@
 errors its workers raise, and what a failed step keeps."""
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 
 import apache_beam as beam
 import pytest
 from apache_beam.runners.portability import prism_runner
+from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from pipeline.beam_step import failed_dir, new_pipeline, pipeline_options, run_step, write_lines
+from pipeline.beam_worker import leftover_workers
 from pipeline.config import load_config
 from pipeline.errors import DataError
 from pipeline.staging import sweep_staging
@@ -89,7 +95,7 @@ def test_the_configured_running_mode_and_workers_are_honoured(tmp_path, no_prism
 def test_every_name_of_the_direct_runner_runs_on_the_fn_api_runner(name, unrun_pipelines_tempdir):
     options = pipeline_options(load_config(None, []), [f"--runner={name}"])
 
-    assert type(new_pipeline(options).runner).__name__ == "FnApiRunner"
+    assert isinstance(new_pipeline(options).runner, fn_runner.FnApiRunner)
 
 
 def test_other_runners_are_left_to_beam(unrun_pipelines_tempdir):
@@ -183,3 +189,88 @@ def test_a_failed_step_keeps_what_it_was_told_to_and_a_successful_one_removes_it
 
     assert run_step(config, "probe", options, build, finish, ("dead/*",)) == {"ok": True}
     assert sorted(os.listdir(tmp_path)) == ["logs", "probe"]
+
+
+# A job, run in its own process for `work_dir`, whose two workers stay busy without letting go
+# of the GIL (a backtracking regex, 2**40 steps), as native code can: Beam's own worker then never
+# notices its run is gone and outlives it, a child of pid 1.
+_BUSY_JOB = """
+import re
+import sys
+
+import apache_beam as beam
+
+from pipeline.beam_step import new_pipeline, pipeline_options
+from pipeline.config import load_config
+
+config = load_config(None, [f"work_dir={sys.argv[1]}"])
+options = pipeline_options(config, direct_num_workers=2, direct_running_mode="multi_processing")
+p = new_pipeline(options, config.work_dir)
+busy = beam.Map(lambda _: re.match("(a+)+$", "a" * 40 + "b"))
+_ = p | beam.Create(range(4)) | beam.Reshuffle() | busy
+p.run().wait_until_finish()
+"""
+
+
+def _wait_for(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_the_workers_die_with_a_run_killed_outright(tmp_path):
+    work = tmp_path / "work"
+    run = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_JOB, str(work)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for(lambda: leftover_workers(str(work)), 30), "no worker started"
+        workers = leftover_workers(str(work))
+        assert all(_parent(pid) == run.pid for pid in workers)
+
+        os.kill(run.pid, signal.SIGKILL)  # the run alone, as the OOM killer does
+        run.wait()
+
+        assert _wait_for(lambda: not leftover_workers(str(work)), 5), leftover_workers(str(work))
+    finally:
+        run.kill()
+        for pid in leftover_workers(str(work)):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_sweep_kills_the_workers_left_by_a_run_of_its_work_dir_only(tmp_path):
+    # Stand-ins for workers that outlived their run: `python -m pipeline.beam_worker` resolves
+    # to a module that only sleeps, in a folder that comes first on their module path.
+    fake = tmp_path / "fake" / "pipeline"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "beam_worker.py").write_text("import time\ntime.sleep(60)\n")
+    work, other = tmp_path / "work", tmp_path / "other"
+    work.mkdir()
+    other.mkdir()
+    procs = {
+        folder: subprocess.Popen(
+            [sys.executable, "-m", "pipeline.beam_worker", "1", str(folder)], cwd=fake.parent
+        )
+        for folder in (work, other)
+    }
+    try:
+        assert _wait_for(lambda: len(leftover_workers(str(work))) == 1, 10)
+
+        sweep_staging(load_config(None, [f"work_dir={work}"]))
+
+        assert procs[work].wait(timeout=5) == -signal.SIGKILL
+        assert procs[other].poll() is None
+        assert leftover_workers(str(other)) == [procs[other].pid]
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()

@@ -7,8 +7,9 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import config_from_dict, load_config
 from pipeline.errors import DataError
+from pipeline.manifest import publish_dir
 from pipeline.run import run
-from pipeline.staging import sweep_staging
+from pipeline.staging import old_result_dir, staging_dir, sweep_staging
 
 STALE = [
     "preprocess.tmp-0123abcd",
@@ -20,7 +21,11 @@ STALE = [
 ]
 KEPT = [
     "preprocess",
-    "preprocess.old-0123abcd",  # the previous result while a publish was under way
+    "preprocess.old-0123abc",  # look-alikes of a previous result moved aside: not ours
+    "preprocess.old-0123ABCD",
+    "preprocess.old-0123abcd.d",
+    ".hidden.old-0123abcd",
+    "export/recommender/3.old-0123abcd",  # publish_dir never runs in a model base
     "model/trained",
     "export/recommender/3",
     "export/recommender/.tmp-notours",
@@ -96,3 +101,54 @@ def test_the_sweep_touches_nothing_outside_the_model_bases(tmp_path):
     with pytest.raises(DataError, match=r"refusing to move or delete .*/\.\.': it resolves to"):
         sweep_staging(config)
     assert outside.is_dir()
+
+
+def test_a_previous_result_moved_aside_is_deleted_when_the_new_one_is_in_place(tmp_path, capsys):
+    work = tmp_path / "work"
+    _layout(work)
+    old = [work / "embeddings.old-0123abcd", work / "model" / "trained.old-89abcdef"]
+    for path in old:
+        path.mkdir()
+        (path / "file").write_text("previous")
+    (work / "embeddings").mkdir()
+
+    removed = sweep_staging(load_config(None, [f"work_dir={work}"]))
+
+    assert sorted(removed) == sorted([str(work / name) for name in STALE] + list(map(str, old)))
+    assert not any(path.exists() for path in old)
+    assert _remaining(work) == {".", *KEPT}
+    said = capsys.readouterr().err
+    assert f"removing {old[0]}: the previous result that a killed run had moved aside" in said
+
+
+def test_a_kill_between_the_two_renames_of_a_publish_loses_nothing(tmp_path, capsys):
+    # publish_dir renames `embeddings` aside, then the staging folder into place; a kill
+    # between the two leaves the moved-aside folder as the only copy of the published result.
+    work = tmp_path / "work"
+    final = work / "embeddings"
+    final.mkdir(parents=True)
+    (final / "file").write_text("published")
+    aside = old_result_dir(str(final))
+    os.rename(final, aside)
+    staging = staging_dir(str(final))
+    os.makedirs(staging)
+
+    removed = sweep_staging(load_config(None, [f"work_dir={work}"]))
+
+    assert removed == [staging]
+    assert (final / "file").read_text() == "published"
+    assert sorted(os.listdir(work)) == ["embeddings"]
+    assert f"restoring {final} from {aside}" in capsys.readouterr().err
+
+
+def test_publish_dir_moves_the_previous_result_aside_under_the_swept_name(tmp_path, monkeypatch):
+    final, staging = tmp_path / "embeddings", tmp_path / "new"
+    final.mkdir()
+    staging.mkdir()
+    seen = []
+    monkeypatch.setattr("shutil.rmtree", lambda path, **_: seen.append(os.path.basename(path)))
+
+    publish_dir(str(staging), str(final))
+
+    assert len(seen) == 1 and seen[0].startswith("embeddings.old-")
+    assert sweep_staging(load_config(None, [f"work_dir={tmp_path}"])) == [str(tmp_path / seen[0])]
