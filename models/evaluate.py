@@ -29,6 +29,7 @@ from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline import schema
 from pipeline.config import Config
 from pipeline.errors import DataError
+from pipeline.gate import best_baseline
 from pipeline.manifest import code_version, read_json, write_json_atomic, write_text_atomic
 from pipeline.progress import ProgressBar, say
 from pipeline.reader import make_dataset
@@ -37,7 +38,6 @@ from pipeline.timestamps import format_timestamp
 __all__ = [
     "BASELINES",
     "baseline_scorers",
-    "best_baseline",
     "evaluate",
     "output_dir",
     "summarize",
@@ -272,15 +272,6 @@ _REPORT_KEYS = (
 )
 
 
-def best_baseline(output: dict[str, Any], metric: str) -> tuple[str | None, float]:
-    """The baseline with the highest `metric` in an evaluation's output, and its value."""
-    values = {name: v[metric] for name, v in output.get("baselines", {}).items() if metric in v}
-    if not values:
-        return None, 0.0
-    name = max(values, key=values.get)
-    return name, float(values[name])
-
-
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "–"
 
@@ -311,8 +302,9 @@ def _report(output: dict[str, Any]) -> str:
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
     lines.append("")
     for metric in ("recall@50", "ndcg@10", "cold_start_recall@50"):
-        name, value = best_baseline(output, metric)
-        if name is not None and value:
+        best = best_baseline(output, metric)
+        if best and best[1]:
+            name, value = best
             lines.append(
                 f"- {metric}: model / best baseline ({name}) = {_ratio(output[metric], value)}"
             )

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, RecsysError
+from pipeline.gate import best_baseline
 from pipeline.status import status_report
 from pipeline.steps import STEPS
 
@@ -154,8 +155,9 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
         lines.append(f"{key:<22}" + "".join(f"{s[key]:>14.4f}" for s in systems.values()))
     lines.append(f"{'rmse':<22}{out['rmse']:>14.4f}")
     for key in ("recall@50", "ndcg@10"):
-        name, value = evaluate.best_baseline(out, key)
-        if name is not None and value:
+        best = best_baseline(out, key)
+        if best and best[1]:
+            name, value = best
             lines.append(f"{key}: model / best baseline ({name}) = {out[key] / value:.2f}×")
     for name, reason in out["baselines_skipped"].items():
         lines.append(f"baseline {name} not run: {reason}")

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import RecsysError
 
-__all__ = ["LOWER_IS_BETTER", "Check", "GateFailed", "GateResult", "evaluate_gate"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "Check",
+    "GateFailed",
+    "GateResult",
+    "best_baseline",
+    "evaluate_gate",
+]
 
 LOWER_IS_BETTER = frozenset({"rmse", "rejected_share", "empty_text_share", "popularity_shift"})
 
@@ -82,8 +89,9 @@ def _meets(metric: str, value: float, limit: float) -> bool:
     return value <= limit if metric in LOWER_IS_BETTER else value >= limit
 
 
-def _best_baseline(candidate: Mapping, metric: str) -> tuple[str, float] | None:
-    """The candidate evaluation's best baseline on `metric` (name, value), if any."""
+def best_baseline(candidate: Mapping, metric: str) -> tuple[str, float] | None:
+    """The best baseline on `metric` of an evaluation's output (`metrics.json`, or an export's
+    metrics): `(name, value)`, or None when no baseline has the metric."""
     values = {
         name: float(m[metric])
         for name, m in (candidate.get("baselines") or {}).items()
@@ -115,7 +123,7 @@ def evaluate_gate(
     """
     result = GateResult(baseline=baseline)
     for metric, ratio in (min_ratio_to_baseline or {}).items():
-        best = _best_baseline(candidate, metric)
+        best = best_baseline(candidate, metric)
         value = candidate.get(metric)
         if best is None:  # an evaluation without baselines cannot show the model beats them
             detail = "no baseline in the candidate's evaluation"
