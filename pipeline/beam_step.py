@@ -3,6 +3,7 @@ running the job into a staging folder that is published only when the step succe
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -22,12 +23,14 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
-from pipeline.beam_worker import worker_command
+from pipeline.abort import abortable
+from pipeline.beam_worker import kill_own_workers, worker_command
 from pipeline.config import Config
-from pipeline.errors import RecsysError
+from pipeline.errors import NoSpaceLeft, RecsysError
 from pipeline.manifest import publish_dir
-from pipeline.progress import Heartbeat, say, stderr_to_log
+from pipeline.progress import Heartbeat, say
 from pipeline.staging import staging_dir
+from pipeline.step_log import stderr_to_log
 
 # Subfolder of a step's output for the job's own counts and statistics; `run_step` deletes it
 # once `finish` has read it.
@@ -38,7 +41,9 @@ _DIRECT_RUNNERS = {"direct", "directrunner", "switchingdirectrunner"}
 # What Beam appends to the message of an exception raised in a step, and the last line of a
 # worker's traceback (`module.Type: message`).
 _STEP_NOTE = re.compile(r"( \[while running '[^']*'\])+$")
-_EXCEPTION_LINE = re.compile(r"(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)")
+_EXCEPTION_LINE = re.compile(r"(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)", re.DOTALL)
+# An OSError's message: `[Errno 28] No space left on device`, perhaps with the step note.
+_ERRNO = re.compile(r"\[Errno (?P<errno>\d+)\] (?P<strerror>.*)", re.DOTALL)
 
 __all__ = [
     "SUMMARY",
@@ -183,6 +188,10 @@ def run_step(
     An error raised in a Beam worker reaches the caller as the worker raised it, with its one-line
     message (see `_job_error`), not as Beam's RuntimeError holding the worker's traceback.
 
+    A full disk ends the step at once with `NoSpaceLeft`, naming the file (or, for a worker's
+    write, the step's folder): also when it is the log that cannot be written
+    (`step_log.StepLog`), which aborts the job (`abort.abortable`) rather than let it run on.
+
     Args:
       config: The configuration.
       step: The step's folder name under `work_dir`.
@@ -199,7 +208,13 @@ def run_step(
     log_path = os.path.join(config.work_dir, "logs", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}.log")
     say(f"{step}: Beam and worker logs go to {log_path}")
     try:
-        with stderr_to_log(log_path), Heartbeat(f"{step}: Beam job on {runner}"):
+        # The log outlives the abortable block: no abort interrupts the restoring of stderr.
+        with (
+            stderr_to_log(log_path) as log,
+            abortable(lambda: kill_own_workers(config.work_dir)) as abort,
+            Heartbeat(f"{step}: Beam job on {runner}"),
+        ):
+            log.notify(lambda e: abort(_write_error(e, log_path)))
             p = new_pipeline(options, config.work_dir)
             build(p, out_dir)
             try:
@@ -209,21 +224,33 @@ def run_step(
                 if error is None:
                     raise
                 raise error from e
+        if log.error is not None:  # a write at the end, as the log was closed
+            raise _write_error(log.error, log_path) from log.error
         manifest = finish(out_dir)
         if not remote:
             shutil.rmtree(os.path.join(out_dir, SUMMARY), ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         say(f"{step}: failed; the full log is {log_path}")
         if not remote:
             if keep_on_failure:
                 _keep(out_dir, failed_dir(config, step), keep_on_failure, step)
             shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            # A worker's error names no file: the folder the job writes is on that disk.
+            raise NoSpaceLeft.on(e.filename or final_dir) from e
         raise
     if not remote:
         publish_dir(out_dir, final_dir)
         if keep_on_failure:
             shutil.rmtree(failed_dir(config, step), ignore_errors=True)
     return manifest
+
+
+def _write_error(e: OSError, path: str) -> RecsysError:
+    """The error a step ends with when it cannot write `path`."""
+    if e.errno == errno.ENOSPC:
+        return NoSpaceLeft.on(path)
+    return RecsysError(f"cannot write {path}: {e.strerror or e}")
 
 
 def _keep(out_dir: str, kept_dir: str, patterns: tuple[str, ...], step: str) -> None:
@@ -256,6 +283,11 @@ def _job_error(e: Exception) -> Exception | None:
     last line of that traceback names the exception's type and message: the type is rebuilt when
     this process knows it (built-ins, the project's errors), else named in a RuntimeError. Errors
     for the user (`RecsysError`) lose the step note, which would only hide their message's end.
+
+    An exception that Beam cannot rebuild with the note appended, as an OSError (its first
+    argument is the errno), comes as a RuntimeError naming it, `OSError: [Errno 28] ...`, in this
+    process or a worker's: it is rebuilt too, an OSError with its errno, so that the step can
+    tell a full disk (ENOSPC) from other errors.
     """
     text = str(e).strip()
     if isinstance(e, RecsysError):
@@ -266,16 +298,37 @@ def _job_error(e: Exception) -> Exception | None:
         if match is None:
             return None
         name, message = match["type"], match["message"]
+    elif isinstance(e, RuntimeError) and _named_exception(text):
+        name, message = "RuntimeError", text
     else:
         return None
-    module, _, class_name = name.rpartition(".")
-    cls = getattr(sys.modules.get(module or "builtins"), class_name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
+    named = _named_exception(message) if name == "RuntimeError" else None
+    if named:
+        name, message = named["type"], named["message"]
+    cls = _exception_type(name)
+    if cls is not None:
         if issubclass(cls, RecsysError):
             message = _STEP_NOTE.sub("", message)
+        errno_match = _ERRNO.fullmatch(message) if issubclass(cls, OSError) else None
         try:
+            if errno_match:
+                return cls(int(errno_match["errno"]), errno_match["strerror"])
             return cls(message)
         except Exception:  # a type whose constructor wants more than a message
             if issubclass(cls, RecsysError):
                 return RecsysError(message)
     return RuntimeError(f"{name}: {message}")
+
+
+def _exception_type(name: str) -> type[Exception] | None:
+    """The exception class `module.Type` (a built-in without a module) if this process has it."""
+    module, _, class_name = name.rpartition(".")
+    cls = getattr(sys.modules.get(module or "builtins"), class_name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
+
+
+def _named_exception(text: str) -> re.Match | None:
+    """`Type: message` where this process knows the type: Beam's RuntimeError for an exception
+    it could not rebuild."""
+    match = _EXCEPTION_LINE.fullmatch(text)
+    return match if match and _exception_type(match["type"]) else None

@@ -15,6 +15,7 @@ that work directory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shlex
@@ -23,7 +24,7 @@ import sys
 
 from pipeline.progress import say
 
-__all__ = ["kill_leftover_workers", "leftover_workers", "worker_command"]
+__all__ = ["kill_leftover_workers", "kill_own_workers", "leftover_workers", "worker_command"]
 
 _MODULE = "pipeline.beam_worker"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -41,8 +42,9 @@ def worker_command(work_dir: str) -> str:
     )
 
 
-def leftover_workers(work_dir: str) -> list[int]:
-    """Process ids of the workers started for `work_dir` (by any run), read from /proc."""
+def leftover_workers(work_dir: str, parent: int | None = None) -> list[int]:
+    """Process ids of the workers started for `work_dir` by any run (by the run in process
+    `parent` when given), read from /proc."""
     module, folder = [b"-m", _MODULE.encode()], os.fsencode(os.path.realpath(work_dir))
     pids = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
@@ -53,7 +55,8 @@ def leftover_workers(work_dir: str) -> list[int]:
                 args = f.read().split(b"\0")
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if len(args) >= 5 and args[1:3] == module and args[4] == folder:
+        ours = parent is None or args[3:4] == [str(parent).encode()]
+        if len(args) >= 5 and args[1:3] == module and args[4] == folder and ours:
             pids.append(int(entry))
     return pids
 
@@ -72,6 +75,15 @@ def kill_leftover_workers(work_dir: str) -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     return killed
+
+
+def kill_own_workers(work_dir: str) -> None:
+    """Kills the workers that this process started for `work_dir`: a job that is given up on
+    (`abort.abortable`) ends only once they have, as Beam's cleanup waits for each to exit,
+    also for one that never got its stop (it had not yet connected to the runner)."""
+    for pid in leftover_workers(work_dir, parent=os.getpid()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _die_with_parent(parent: int) -> None:

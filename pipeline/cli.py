@@ -9,6 +9,8 @@ shows the traceback). Flags the step does not know are handed to Beam (`--runner
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import math
 import os
@@ -20,7 +22,7 @@ import traceback
 from collections.abc import Callable
 
 from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError, RecsysError
+from pipeline.errors import ConfigError, NoSpaceLeft, RecsysError
 from pipeline.gate import best_baseline
 from pipeline.status import status_report
 from pipeline.steps import STEPS
@@ -504,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if extra and args.command not in _BEAM_STEPS | {"run"}:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    config = None
     try:
         config = load_config(args.config, args.overrides)
         if args.command in _WRITERS:
@@ -516,14 +519,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             args.handler(config, args, extra)
     except KeyboardInterrupt:
-        print(f"recsys {args.command}: interrupted", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"recsys {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # every failure becomes one line; --debug shows the rest
         if args.debug:
             traceback.print_exc()
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and (e.filename or config):
+            e = NoSpaceLeft.on(e.filename or config.work_dir)  # the disk, not a bug
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         kind = "" if isinstance(e, RecsysError) else f"{type(e).__name__}: "
-        print(f"recsys {args.command}: error: {kind}{reason}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # a stderr on the full disk: the status still tells
+            print(f"recsys {args.command}: error: {kind}{reason}", file=sys.stderr)
         return _exit_status(e)
     return 0
 

@@ -11,3 +11,11 @@ class ConfigError(RecsysError):
 
 class DataError(RecsysError):
     """Input data cannot be read at all (no files match, unknown layout, unreadable file)."""
+
+
+class NoSpaceLeft(RecsysError):
+    """A file system the step writes to is full (ENOSPC); the message names the path."""
+
+    @classmethod
+    def on(cls, path: str) -> "NoSpaceLeft":
+        return cls(f"no space left on {path}")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["Heartbeat", "ProgressBar", "say", "stderr_to_log"]
+__all__ = ["Heartbeat", "ProgressBar", "console", "say"]
 
-# Where progress goes: the terminal's stderr, also while `stderr_to_log` diverts file
+# Where progress goes: the terminal's stderr, also while `step_log.stderr_to_log` diverts file
 # descriptor 2 (and so the chatter of worker processes) to a log file.
 _console: TextIO | None = None
 
@@ -22,30 +21,22 @@ def _out() -> TextIO:
 
 
 def say(message: str) -> None:
-    """One progress line on the console."""
-    print(message, file=_out(), flush=True)
+    """One progress line on the console; dropped when the console cannot take it (a full disk
+    under a redirected stderr), so that progress never becomes the error a step ends with."""
+    with contextlib.suppress(OSError):
+        print(message, file=_out(), flush=True)
 
 
 @contextlib.contextmanager
-def stderr_to_log(path: str) -> Iterator[str]:
-    """Sends everything written to file descriptor 2 (by this process and the worker processes it
-    starts) to `path`, while `say` keeps writing to the console."""
+def console(stream: TextIO) -> Iterator[None]:
+    """Progress goes to `stream` in the block: the terminal, while file descriptor 2 goes to a
+    step's log (`step_log.stderr_to_log`)."""
     global _console
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    previous = _console
-    _console = os.fdopen(os.dup(saved), "w", buffering=1)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield path
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            _console.close()
-            _console = previous
+    previous, _console = _console, stream
+    try:
+        yield
+    finally:
+        _console = previous
 
 
 class ProgressBar:

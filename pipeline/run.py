@@ -285,11 +285,21 @@ def run(
         except BaseException as e:
             summary["status"] = "failed"
             summary["error"] = _one_line(e)
-            raise
-        finally:
             summary["finished"] = _now()
-            write_json_atomic(os.path.join(config.work_dir, RUNS_DIR, "run.json"), summary)
+            _record_failure(os.path.join(config.work_dir, RUNS_DIR, "run.json"), summary)
+            raise
+        summary["finished"] = _now()
+        write_json_atomic(os.path.join(config.work_dir, RUNS_DIR, "run.json"), summary)
     return records
+
+
+def _record_failure(path: str, record: dict[str, Any]) -> None:
+    """Writes the record of a failure, unless that fails too (its disk is full): the error the
+    run ends with is then the one that made it fail, not the one of its record."""
+    try:
+        write_json_atomic(path, record)
+    except OSError as e:
+        say(f"could not record the failure in {path}: {e.strerror or e}")
 
 
 def _one_line(e: BaseException) -> str:
@@ -324,7 +334,7 @@ def _run_step(
     except BaseException as e:
         record.update(status="failed", error=_one_line(e), finished=_now())
         record["seconds"] = round(time.time() - started, 2)
-        write_json_atomic(path, record)
+        _record_failure(path, record)
         say(f"{counter} {name}: failed after {record['seconds']:.0f} s")
         raise
     seconds = round(time.time() - started, 2)

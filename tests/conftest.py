@@ -55,6 +55,7 @@ def run_fresh_python(script: str, *args: str):
 # Units that take much longer than the rest start first, so that no worker is left with one of
 # them at the end (a unit's name: its group, or the module's path).
 LONG_UNITS = (
+    "tests/pipeline/test_fault_suite.py",
     "tests/pipeline/test_airflow_dag.py",
     "exported",
     "tests/pipeline/test_run.py",

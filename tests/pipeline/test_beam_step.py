@@ -1,6 +1,7 @@
 """What every Beam step shares: the runner a job runs on, a step's staged, published folder, the
 errors its workers raise, and what a failed step keeps."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 from pipeline.beam_step import failed_dir, new_pipeline, pipeline_options, run_step, write_lines
 from pipeline.beam_worker import leftover_workers
 from pipeline.config import load_config
-from pipeline.errors import DataError
+from pipeline.errors import DataError, NoSpaceLeft
 from pipeline.staging import sweep_staging
 
 
@@ -141,6 +142,19 @@ def test_a_data_error_in_a_worker_reaches_the_caller_with_its_one_line_message(t
 
     assert str(info.value) == message  # no traceback, no "[while running ...]"
     assert sorted(os.listdir(tmp_path)) == ["logs"]  # the staging folder is gone
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_a_full_disk_in_a_worker_fails_the_step_naming_its_folder(tmp_path, mode):
+    config = load_config(None, [f"work_dir={tmp_path}"])
+    options = pipeline_options(config, direct_num_workers=1, direct_running_mode=mode)
+    full = _fail_on_three(lambda: OSError(errno.ENOSPC, "No space left on device"))
+
+    with pytest.raises(NoSpaceLeft) as info:
+        run_step(config, "probe", options, full, _no_finish)
+
+    assert str(info.value) == f"no space left on {tmp_path / 'probe'}"
+    assert sorted(os.listdir(tmp_path)) == ["logs"]
 
 
 def test_other_worker_errors_keep_their_type_and_message_across_processes(tmp_path):

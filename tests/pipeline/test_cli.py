@@ -1,5 +1,6 @@
 """The `recsys` command line: help, one-line failures, sample-data and preprocess summaries."""
 
+import errno
 import gzip
 import json
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from pipeline import cli
 from pipeline.cli import main
 from tests.conftest import REPO_ROOT
 
@@ -24,6 +26,19 @@ def test_a_missing_config_is_one_line_and_exit_2(capsys):
     assert main(["preprocess", "--config", "/nonexistent/c.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["recsys preprocess: error: config file not found: '/nonexistent/c.yaml'"]
+
+
+@pytest.mark.parametrize("filename", [None, "/full/disk/file"])
+def test_a_full_disk_is_one_line_naming_the_path_and_exit_2(
+    filename, tmp_path, monkeypatch, capsys
+):
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(cli, "status_report", full)
+    assert main(["status", "--set", f"work_dir={tmp_path}"]) == 2
+    where = filename or tmp_path  # a write's error names no file: the work directory's disk
+    assert capsys.readouterr().err.strip() == f"recsys status: error: no space left on {where}"
 
 
 def test_a_bad_override_names_the_field_and_value(capsys):
