@@ -28,6 +28,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models.features import FeatureSpace
+from models.softmax import catalog_softmax_loss, sampled_softmax_loss, sampling_log_probability
 from models.towers import ItemEncoder, QueryTower
 from pipeline.config import ModelConfig
 
@@ -40,16 +41,29 @@ class Recommender(tfrs.Model):
     Args:
       space: Vocabularies, item tables and popularity.
       config: Model settings.
+      history_length: Items each event's history holds (`preprocess.history_length`): what
+        the self-attention history encoder reads.
     """
 
-    def __init__(self, space: FeatureSpace, config: ModelConfig):
+    def __init__(self, space: FeatureSpace, config: ModelConfig, history_length: int = 20):
         super().__init__()
         dim = config.embedding_dim
         self.config = config
         self.items = ItemEncoder(space, dim, config.use_text, name="items")
         self.query_tower = QueryTower(
-            space, self.items, dim, config.history_pooling, config.use_time, name="query_tower"
+            space,
+            self.items,
+            dim,
+            config.history_pooling,
+            config.use_time,
+            history_length=history_length,
+            history_blocks=config.history_blocks,
+            history_heads=config.history_heads,
+            history_dropout=config.history_dropout,
+            name="query_tower",
         )
+        self.negatives = negatives_mode(config, len(space.trained_item_ids))
+        self._catalog_ids = tf.constant(space.catalog_ids or [""])
         self.candidate_output = tf.keras.layers.Dense(dim, name="candidate_output")
         probability = space.sampling_probability()
         # Row 0 (ids outside the catalog): the mean probability.
@@ -83,11 +97,20 @@ class Recommender(tfrs.Model):
         self.probability_table = tf.Variable(
             self._probability_value, trainable=False, name="candidate_probability"
         )
+        # Each catalog item's train events (row i is catalog item i): the catalog and sampled
+        # softmaxes draw negatives from the items that have some.
+        self.train_count_table = tf.Variable(
+            np.asarray(space.train_counts, np.float32).reshape(-1),
+            trainable=False,
+            name="train_count",
+        )
 
-    def query_vector(self, features: dict[str, tf.Tensor], item_vectors=None) -> tf.Tensor:
+    def query_vector(
+        self, features: dict[str, tf.Tensor], item_vectors=None, training=None
+    ) -> tf.Tensor:
         """Query tower output `[batch, dim]` (the ranking head's input). `item_vectors`: see
         `QueryTower.call`."""
-        return self.query_tower(features, item_vectors=item_vectors)
+        return self.query_tower(features, item_vectors=item_vectors, training=training)
 
     def candidate_vector(self, item_ids: tf.Tensor) -> tf.Tensor:
         """Candidate tower output `[..., dim]` for item ids of any shape."""
@@ -182,8 +205,30 @@ class Recommender(tfrs.Model):
         item_ids: tf.Tensor,
         sample_weight: tf.Tensor | None = None,
     ) -> tf.Tensor:
-        """In-batch softmax loss of aligned (query, positive candidate) rows."""
+        """Softmax loss of aligned (unit query, unit positive candidate) rows against the
+        negatives `model.retrieval_negatives` names."""
         c = self.config
+        if self.negatives == "catalog":
+            table = self.candidate_embedding(self._catalog_ids)
+            return catalog_softmax_loss(
+                query,
+                table,
+                self.items.catalog_rows(item_ids) - 1,
+                self.train_count_table > 0,
+                c.temperature,
+                sample_weight,
+            )
+        if self.negatives == "sampled":
+            return sampled_softmax_loss(
+                query,
+                candidate,
+                self.items.catalog_rows(item_ids) - 1,
+                lambda rows: self.candidate_embedding(tf.gather(self._catalog_ids, rows)),
+                sampling_log_probability(self.train_count_table),
+                c.sampled_negatives,
+                c.temperature,
+                sample_weight,
+            )
         return self.retrieval(
             query,
             candidate,
@@ -211,7 +256,7 @@ class Recommender(tfrs.Model):
         candidate = self.candidate_vector(features["item_id"])
         if training and c.query_text_rate > 0 and self.items.use_text:
             features = self.with_query_text(features)
-        query = self.query_vector(features)
+        query = self.query_vector(features, training=training)
         weight = features.get("weight")
         ranking_weight = weight
         if "query_text_embedding" in features:
@@ -259,6 +304,13 @@ class Recommender(tfrs.Model):
         if len(predictions) == 1:
             return labels, predictions[0], weight
         return tf.concat(all_labels, 0), tf.concat(predictions, 0), tf.concat(weights, 0)
+
+
+def negatives_mode(config: ModelConfig, trained_items: int) -> str:
+    """`model.retrieval_negatives` with `auto` resolved by the number of trained items."""
+    if config.retrieval_negatives != "auto":
+        return config.retrieval_negatives
+    return "catalog" if trained_items <= config.catalog_softmax_max_items else "sampled"
 
 
 def _pairs(query: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.features import FeatureSpace
+from models.sequence import SequenceEncoder
 from pipeline.config import HISTORY_POOLINGS
 
 __all__ = ["ItemEncoder", "QueryTower"]
@@ -133,8 +134,11 @@ class QueryTower(tf.keras.layers.Layer):
       space: Vocabularies.
       items: The item encoder, shared with the candidate tower.
       dim: Output size.
-      history_pooling: `mean` or `attention` (the user embedding attends over the history).
+      history_pooling: `mean`, `attention` (the user embedding attends over the history) or
+        `self_attention` (a SASRec-style encoder of the latest `history_length` items).
       use_time: Add time-of-day and day-of-week features.
+      history_length: Items the self-attention encoder reads (the latest ones).
+      history_blocks, history_heads, history_dropout: The self-attention encoder's shape.
     """
 
     def __init__(
@@ -144,6 +148,10 @@ class QueryTower(tf.keras.layers.Layer):
         dim: int,
         history_pooling: str = "mean",
         use_time: bool = True,
+        history_length: int = 20,
+        history_blocks: int = 2,
+        history_heads: int = 1,
+        history_dropout: float = 0.2,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -164,11 +172,19 @@ class QueryTower(tf.keras.layers.Layer):
             self.user_lookup.vocabulary_size(), items.dim
         )
         self.time_projection = tf.keras.layers.Dense(dim, name="time_projection")
+        if history_pooling == "self_attention":
+            self.sequence = SequenceEncoder(
+                history_length, history_blocks, history_heads, history_dropout, name="sequence"
+            )
         self.output_layer = tf.keras.layers.Dense(dim, name="query_output")
 
-    def pool_history(self, user: tf.Tensor, vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    def pool_history(
+        self, user: tf.Tensor, vectors: tf.Tensor, mask: tf.Tensor, training=None
+    ) -> tf.Tensor:
         """`[batch, dim]` summary of the history's item vectors `[batch, n, dim]` (zero where
         `mask` `[batch, n]` is 0); zeros for an empty history."""
+        if self.history_pooling == "self_attention":
+            return self.sequence(vectors, mask, training=training)
         if self.history_pooling == "mean":
             return tf.reduce_sum(vectors, axis=1) / tf.maximum(
                 tf.reduce_sum(mask, axis=1, keepdims=True), 1.0
@@ -197,7 +213,7 @@ class QueryTower(tf.keras.layers.Layer):
         present = tf.cast(tf.reduce_any(embedding != 0.0, axis=-1), user.dtype)[:, tf.newaxis]
         return self.items.text_projection(embedding) * present
 
-    def call(self, features: dict[str, tf.Tensor], item_vectors=None) -> tf.Tensor:
+    def call(self, features: dict[str, tf.Tensor], item_vectors=None, training=None) -> tf.Tensor:
         """`item_vectors`: ids → item-encoder vectors, for callers that hold them precomputed
         (the serving module's catalog table); the item encoder by default."""
         ids, mask = _history(features)
@@ -207,6 +223,7 @@ class QueryTower(tf.keras.layers.Layer):
             mask,
             features.get("query_text_embedding"),
             features.get("timestamp"),
+            training=training,
         )
 
     def encode(
@@ -216,6 +233,7 @@ class QueryTower(tf.keras.layers.Layer):
         history_mask: tf.Tensor,
         query_text_embedding: tf.Tensor | None,
         timestamps: tf.Tensor | None,
+        training=None,
     ) -> tf.Tensor:
         """The tower after its string lookups: user vocabulary rows `[batch]`, history item
         vectors `[batch, n, dim]` with their mask `[batch, n]`, the query text embedding (or
@@ -225,7 +243,11 @@ class QueryTower(tf.keras.layers.Layer):
         user = self.user_embedding(user_rows)
         mask = tf.cast(history_mask, user.dtype)
         vectors = history_vectors * mask[..., tf.newaxis]
-        parts = [user, self.pool_history(user, vectors, mask), self.last_item(vectors, mask)]
+        parts = [
+            user,
+            self.pool_history(user, vectors, mask, training=training),
+            self.last_item(vectors, mask),
+        ]
         if self.items.use_text:
             parts.append(self.query_text(query_text_embedding, user))
         if self.use_time:

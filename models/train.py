@@ -10,6 +10,7 @@ TensorBoard logs go to `<work_dir>/model/tensorboard`. The trained weights are p
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -70,7 +71,7 @@ def load_feature_space(config: Config) -> FeatureSpace:
 
 
 def build_model(config: Config, space: FeatureSpace) -> Recommender:
-    model = Recommender(space, config.model)
+    model = Recommender(space, config.model, config.preprocess.history_length)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate))
     return model
 
@@ -189,6 +190,7 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
     )
     selection: dict[str, Any] = {}
     history: dict[str, list] = {}
+    _discard_foreign_backups(out_dir, config)
     chosen = os.path.join(out_dir, "backup-selection.json")  # a killed refit skips selection
     if select and t.refit and os.path.exists(chosen):
         selection = read_json(chosen)
@@ -259,6 +261,28 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
     if os.path.exists(chosen):
         os.remove(chosen)
     return manifest
+
+
+_BACKUPS = ("backup", "backup-refit", "backup-selection.json")
+
+
+def _discard_foreign_backups(out_dir: str, config: Config) -> None:
+    """Deletes the backups of a killed run whose model or training settings differ from this
+    run's, and records this run's: `BackupAndRestore` would otherwise load weights of another
+    architecture (or fail on their shapes) and skip the epochs that run had done."""
+    settings = {"model": dict(vars(config.model)), "train": dict(vars(config.train))}
+    settings["preprocess_history_length"] = config.preprocess.history_length
+    stamp = os.path.join(out_dir, "backup-settings.json")
+    if os.path.exists(stamp) and read_json(stamp) == json.loads(json.dumps(settings)):
+        return
+    for name in _BACKUPS:
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    os.makedirs(out_dir, exist_ok=True)
+    write_json_atomic(stamp, settings)
 
 
 def _publish_weights(model: Recommender, out_dir: str, manifest: dict[str, Any]) -> None:

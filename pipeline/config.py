@@ -52,7 +52,8 @@ SPLIT_METHODS = ("temporal", "leave_last_out", "random")
 TIMESTAMP_UNITS = ("auto", "s", "ms")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 TEXT_POOLINGS = ("mean", "cls")
-HISTORY_POOLINGS = ("mean", "attention")
+HISTORY_POOLINGS = ("mean", "attention", "self_attention")
+RETRIEVAL_NEGATIVES = ("auto", "catalog", "sampled", "in_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MMR_EMBEDDINGS = ("candidate", "text")
 RELEVANCES = ("blend", "retrieval", "ranking")
@@ -315,7 +316,21 @@ class ModelConfig:
 
     Attributes:
       embedding_dim: Size of item, user and query vectors.
-      history_pooling: `mean` or `attention` over the user's recent items.
+      history_pooling: How the user's recent items become one vector: `self_attention`
+        (a SASRec-style Transformer over the latest `preprocess.history_length` items, read at
+        the latest one), `mean`, or `attention` (the user embedding attends over them).
+      history_blocks: Transformer blocks of `self_attention`.
+      history_heads: Attention heads of `self_attention` (must divide `embedding_dim`).
+      history_dropout: Dropout rate inside `self_attention`, in training.
+      retrieval_negatives: What the retrieval softmax compares each positive with: `catalog`
+        (every trained item: exact, affordable up to about 10^5 items), `sampled`
+        (`sampled_negatives` items drawn by popularity per step, shared by the batch, with the
+        logQ correction), `in_batch` (the batch's other positives, with `logq_correction`) or
+        `auto` (`catalog` up to `catalog_softmax_max_items` trained items, else `sampled`).
+        `in_batch` is the default: on the validation slices of ML-1M and ML-100k it beat
+        `catalog` with the self-attention encoder (recall@50 0.498 vs 0.486, 0.457 vs 0.446).
+      catalog_softmax_max_items: The largest catalog `auto` trains with the full softmax.
+      sampled_negatives: Negatives per step of `sampled`.
       use_text: Add the projected BERT text embedding to item vectors.
       use_time: Add time-of-day and day-of-week features to the query.
       query_text_rate: Share of training examples that get their target item's text embedding
@@ -335,7 +350,13 @@ class ModelConfig:
     """
 
     embedding_dim: int = 64
-    history_pooling: str = "mean"
+    history_pooling: str = "self_attention"
+    history_blocks: int = 2
+    history_heads: int = 1
+    history_dropout: float = 0.2
+    retrieval_negatives: str = "in_batch"
+    catalog_softmax_max_items: int = 100_000
+    sampled_negatives: int = 8192
     use_text: bool = True
     use_time: bool = True
     query_text_rate: float = 0.1
@@ -417,6 +438,9 @@ class ServingConfig:
       num_candidates: Items retrieved from the catalog and ranked before MMR picks `k`.
       relevance: What the ranking stage hands to MMR: `blend` (retrieval logit + log of the
         ranking head's prediction: both models must agree), `retrieval` or `ranking` alone.
+      query_weight: Share of a free-text query's cosine to each item's text in the retrieval
+        score of a request that carries a query (the model's cosine has the rest): 1 ranks
+        such a request by the text alone, as plain semantic search does; 0 by the model.
       max_k: Largest `k` a request may ask for.
       max_history: Most history ids a request may send.
       max_candidates: Most item ids one `mmr` or `rank` request row may send.
@@ -449,6 +473,7 @@ class ServingConfig:
     export_base: str = "{work_dir}/export"
     num_candidates: int = 200
     relevance: str = "blend"
+    query_weight: float = 0.5
     max_k: int = 100
     max_history: int = 200
     max_candidates: int = 1000
@@ -907,6 +932,23 @@ def validate(config: Config) -> None:
     m = config.model
     check(m.embedding_dim >= 1, "model.embedding_dim", m.embedding_dim, "must be at least 1")
     choice("model.history_pooling", m.history_pooling, HISTORY_POOLINGS)
+    check(m.history_blocks >= 1, "model.history_blocks", m.history_blocks, "must be at least 1")
+    check(
+        m.history_heads >= 1 and m.embedding_dim % m.history_heads == 0,
+        "model.history_heads",
+        m.history_heads,
+        f"must be at least 1 and divide model.embedding_dim ({m.embedding_dim})",
+    )
+    check(
+        0.0 <= m.history_dropout < 1.0,
+        "model.history_dropout",
+        m.history_dropout,
+        "must be in [0, 1)",
+    )
+    choice("model.retrieval_negatives", m.retrieval_negatives, RETRIEVAL_NEGATIVES)
+    for name in ("catalog_softmax_max_items", "sampled_negatives"):
+        value = getattr(m, name)
+        check(value >= 1, f"model.{name}", value, "must be at least 1")
     check(m.temperature > 0, "model.temperature", m.temperature, "must be positive")
     check(
         0.0 <= m.query_text_rate < 1.0,
@@ -1006,6 +1048,9 @@ def validate(config: Config) -> None:
     )
     choice("serving.mmr_embedding", sv.mmr_embedding, MMR_EMBEDDINGS)
     choice("serving.relevance", sv.relevance, RELEVANCES)
+    check(
+        0.0 <= sv.query_weight <= 1.0, "serving.query_weight", sv.query_weight, "must be in [0, 1]"
+    )
     check(sv.keep_versions >= 1, "serving.keep_versions", sv.keep_versions, "must be at least 1")
     check(
         sv.keep_exports >= 0,

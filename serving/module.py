@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from models.query_blend import blend_query, text_index
 from models.recommender import Recommender
 from models.text_encoder import TextEncoder
 from pipeline.config import ServingConfig
@@ -204,6 +205,12 @@ class RecommenderServing(tf.Module):
         vectors = _batched(model.candidate_vector, catalog_ids)
         normalized = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         self.index = tf.Variable(normalized, trainable=False, name="index")
+        # A query's cosine to each item's text, blended into retrieval (models/query_blend.py).
+        self.text_index = None
+        if text_encoder is not None and text_embeddings is not None and text_embeddings.size:
+            self.text_index = tf.Variable(
+                text_index(text_embeddings), trainable=False, name="text_index"
+            )
         similarity = normalized
         # An id outside the catalog, in the `mmr` signature: the model still embeds it (its
         # out-of-vocabulary id); it has no text, so with text similarity it is like nothing.
@@ -303,12 +310,17 @@ class RecommenderServing(tf.Module):
 
         return tf.cond(tf.reduce_any(present), encode, lambda: tf.zeros([tf.shape(query)[0], dim]))
 
-    def _retrieve(self, query_vector, history_rows, exclude_seen, count, compiled=False):
+    def _retrieve(
+        self, query_vector, history_rows, exclude_seen, count, compiled=False, query_embedding=None
+    ):
         """Top `count` cosines and catalog rows (0-based) for each request; `history_rows` are
-        `_rows` of the history ids; `compiled`: the caller runs under XLA."""
+        `_rows` of the history ids; `compiled`: the caller runs under XLA; `query_embedding`:
+        the requests' query text embeddings (zero rows: none), blended in where present."""
         scores = tf.matmul(
             tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
         )
+        if self.text_index is not None and query_embedding is not None:
+            scores = blend_query(scores, query_embedding, self.text_index, self.config.query_weight)
         rows = history_rows - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
         if not compiled:
@@ -393,7 +405,12 @@ class RecommenderServing(tf.Module):
             user_rows, history_rows, history_hashes, history_present, query_embedding, timestamp
         )
         cosines, rows = self._retrieve(
-            query_vector, history_rows, exclude_seen, self.num_candidates, self.config.xla
+            query_vector,
+            history_rows,
+            exclude_seen,
+            self.num_candidates,
+            self.config.xla,
+            query_embedding,
         )
         valid = cosines > _NEG / 2  # excluded items are never picked
         embeddings, candidates = self._catalog(rows + 1)
@@ -546,7 +563,11 @@ class RecommenderServing(tf.Module):
         query_vector = self._query_vector(features)
         with tf.control_dependencies(checks):  # k and exclude_seen are first used here
             scores, rows = self._retrieve(
-                query_vector, self._rows(history_item_ids), exclude_seen, _widest(k)
+                query_vector,
+                self._rows(history_item_ids),
+                exclude_seen,
+                _widest(k),
+                query_embedding=features.get("query_text_embedding"),
             )
         return self._first_k(scores, rows, k)
 

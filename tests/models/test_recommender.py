@@ -48,7 +48,12 @@ def test_logq_correction_on_a_hand_computed_batch():
     ids = tf.constant(["pop", "rare"])
 
     def row_losses(logq):
-        config = ModelConfig(temperature=1.0, logq_correction=logq, remove_accidental_hits=False)
+        config = ModelConfig(
+            temperature=1.0,
+            logq_correction=logq,
+            remove_accidental_hits=False,
+            retrieval_negatives="in_batch",
+        )
         model = Recommender(space, config)
         return [
             # The loss is a mean over the batch's 2 rows: weight one row, double the result.
@@ -139,6 +144,7 @@ def test_training_with_query_text_teaches_the_tower_to_follow_a_typed_query():
     item first."""
     tf.keras.utils.set_random_seed(3)
     space = _space()
+    space.train_counts = np.array([1, 1, 1, 1])  # each is bought: each is also a negative
     model = Recommender(space, ModelConfig(embedding_dim=8, query_text_rate=0.5, ranking_weight=0))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     batch = {

@@ -50,7 +50,7 @@ def test_text_projection_only_counts_items_with_text():
     assert encoder.has_text_table.numpy()[rows].tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("pooling", ["mean", "attention"])
+@pytest.mark.parametrize("pooling", ["mean", "attention", "self_attention"])
 def test_query_vectors_for_any_history_length(pooling):
     space = _space()
     tower = QueryTower(space, ItemEncoder(space, dim=8), dim=16, history_pooling=pooling)

@@ -37,6 +37,22 @@ def test_a_killed_training_resumes_from_the_last_epoch(workspace):
     assert os.listdir(os.path.join(config.step_dir("model"), "tensorboard"))
 
 
+def test_a_killed_run_with_other_settings_is_not_resumed(workspace):
+    """Changing the model between a killed run and the next must not load the killed run's
+    weights into the new model or skip its epochs."""
+    work, checkpoint = workspace
+    settings = [
+        f"text.checkpoint={checkpoint}",
+        "train.epochs=2",
+        "train.early_stopping_patience=0",
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        train.train(_config(work, *settings), callbacks=[_Interrupt()])
+    manifest = train.train(_config(work, *settings, "model.history_pooling=mean"))
+    assert manifest["epochs_run"] == 2  # from the start
+    assert manifest["model"]["history_pooling"] == "mean"
+
+
 def test_ids_only_training_without_embeddings(workspace):
     work, _ = workspace
     config = _config(work, "model.use_text=false", "train.epochs=1")

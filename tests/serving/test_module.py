@@ -181,6 +181,11 @@ def test_a_history_id_outside_the_catalog_never_explains(exported, xla):
     """An id outside the catalog has the similarity of a zero vector: 0, more than any
     negative cosine, so unmasked it would explain the picks least like the known item."""
     module, space = _module(exported, xla=xla, mmr_embedding="candidate")
+    # Every other item turned to face the opposite way, so some pairs are surely unlike (a
+    # trained model may put the whole catalog in one half-space).
+    table = module.catalog_table.numpy()
+    table[2::2, : module.similarity_dim] *= -1.0
+    module.catalog_table.assign(table)
     similarity = module.similarity_vectors()
     cosines = similarity @ similarity.T
     known = int(np.argmin(cosines.min(axis=1)))  # the item with the most negative cosine
@@ -369,3 +374,36 @@ def test_mmr_ignores_the_relevance_of_pads_and_repeats(both_paths, xla):
     for name in ("item_ids", "scores", "relevance"):
         np.testing.assert_array_equal(wild[name].numpy(), finite[name].numpy())
     assert np.isfinite(wild["scores"].numpy()).all()
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_a_query_with_full_weight_ranks_as_plain_text_search(exported, xla):
+    """`serving.query_weight` 1: a new user's query retrieves the items whose text embeddings
+    are closest to the query's, in that order, in `retrieve` and in `recommend` (λ = 1)."""
+    from models.query_blend import text_index
+    from models.text_encoder import encode_texts
+    from serving.export import _text_encoder
+
+    config, _ = exported
+    space = load_feature_space(config)
+    model = load_trained_model(config, space)
+    encoder = _text_encoder(config, space)
+    settings = dataclasses.replace(config.serving, query_weight=1.0, xla=xla)
+    module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, encoder, settings)
+    queries = ["a warm winter coat", "running shoes"]
+    cosines = encode_texts(encoder, queries) @ text_index(space.text_embeddings).T
+    expected = np.asarray(space.catalog_ids)[np.argsort(-cosines, axis=1, kind="stable")[:, :5]]
+    request = {
+        "user_id": tf.constant(["new-1", "new-2"]),
+        "history_item_ids": tf.constant([[""], [""]]),
+        "query": tf.constant(queries),
+        "timestamp": tf.constant([0, 0], tf.int64),
+        "k": tf.constant([5, 5]),
+        "exclude_seen": tf.constant([True, True]),
+    }
+    retrieved = module.retrieve(**request)["item_ids"].numpy().astype(str)
+    np.testing.assert_array_equal(retrieved, expected)
+    recommended = module.recommend(**request, mmr_lambda=tf.constant([1.0, 1.0]))
+    assert set(recommended["item_ids"].numpy().astype(str)[0]) <= set(
+        np.asarray(space.catalog_ids)[np.argsort(-cosines[0])[: settings.num_candidates]]
+    )

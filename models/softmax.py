@@ -1,0 +1,106 @@
+"""Retrieval losses with many negatives: a softmax over the whole catalog, or over a large pool
+of sampled items with the logQ correction.
+
+In-batch negatives (TFRS's `Retrieval` task) compare each positive with the batch's other
+positives: a few thousand items, drawn by popularity, so the model learns to push down popular
+items and hardly ever sees the long tail as a negative. On catalogs that fit, the full softmax
+compares each positive with every trained item; it is the loss under which a sequential
+recommender trains best (Klenitskiy & Vasilev, RecSys 2023). Past that size, one pool of sampled
+items per step, shared by the whole batch, gives many negatives at a fixed cost; each logit is
+corrected by the log of the expected number of times its item is drawn (Jean et al., 2015), so
+the trained scores estimate the full softmax's.
+
+Items without train events are never negatives: the loss would push their vectors, which come
+from text and categories alone, below every trained item's, and a cold item would rank last
+however well its text matches.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["catalog_softmax_loss", "sampled_softmax_loss", "sampling_log_probability"]
+
+_MASKED = -1e9
+
+
+def _mean_loss(logits: tf.Tensor, weight: tf.Tensor | None) -> tf.Tensor:
+    """Cross-entropy with the positive in column 0, a weighted mean over the batch (the sum
+    divided by the batch size, as the in-batch task reduces)."""
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.zeros(tf.shape(logits)[:1], tf.int32), logits=logits
+    )
+    if weight is not None:
+        loss *= tf.cast(weight, loss.dtype)
+    return tf.reduce_mean(loss)
+
+
+def catalog_softmax_loss(
+    query: tf.Tensor,
+    table: tf.Tensor,
+    targets: tf.Tensor,
+    trained: tf.Tensor,
+    temperature: float,
+    weight: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Softmax over the catalog.
+
+    Args:
+      query: Unit query vectors `[batch, dim]`.
+      table: Unit candidate vectors of the catalog `[items, dim]`.
+      targets: Each row's positive, a row of `table` `[batch]`.
+      trained: Which catalog items have train events `[items]` (the others are no negatives).
+      temperature: Scores are cosines divided by it.
+      weight: Per-row weights `[batch]`.
+    """
+    logits = tf.matmul(query, table, transpose_b=True) / temperature
+    targets = tf.cast(targets, tf.int32)
+    positive = tf.gather(logits, targets, batch_dims=1)
+    is_target = tf.one_hot(targets, tf.shape(table)[0], on_value=True, off_value=False)
+    negatives = tf.where(trained[tf.newaxis, :] & ~is_target, logits, _MASKED)
+    return _mean_loss(tf.concat([positive[:, tf.newaxis], negatives], axis=1), weight)
+
+
+def sampling_log_probability(counts, power: float = 0.75) -> tf.Tensor:
+    """Log of each item's probability of being drawn as a negative: its train-event count to
+    `power` (below 1 draws the long tail more often than its share), normalized; -inf for items
+    without events, which are never drawn."""
+    weights = tf.pow(tf.cast(counts, tf.float32), power)
+    return tf.math.log(weights / tf.reduce_sum(weights))
+
+
+def sampled_softmax_loss(
+    query: tf.Tensor,
+    positive: tf.Tensor,
+    targets: tf.Tensor,
+    encode,
+    log_probability: tf.Tensor,
+    num_sampled: int,
+    temperature: float,
+    weight: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Softmax over the positive and one shared pool of sampled negatives, logQ-corrected.
+
+    Args:
+      query: Unit query vectors `[batch, dim]`.
+      positive: Unit vectors of each row's positive `[batch, dim]`.
+      targets: The positives' catalog rows `[batch]` (a drawn copy of one is no negative).
+      encode: Catalog rows `[n]` → unit candidate vectors `[n, dim]`.
+      log_probability: `sampling_log_probability` of the catalog `[items]`.
+      num_sampled: Items drawn per step (with replacement).
+      temperature: Scores are cosines divided by it.
+      weight: Per-row weights `[batch]`.
+    """
+    sampled = tf.random.categorical(log_probability[tf.newaxis, :], num_sampled)[0]
+    sampled = tf.cast(sampled, tf.int32)
+    # The logQ correction: minus the log of the expected count of each item in the pool.
+    # An item never drawn (no train events) can still be a positive: a floor keeps it finite.
+    log_expected = tf.maximum(tf.math.log(float(num_sampled)) + log_probability, -30.0)
+    sampled_logits = tf.matmul(query, encode(sampled), transpose_b=True) / temperature
+    sampled_logits -= tf.gather(log_expected, sampled)[tf.newaxis, :]
+    targets = tf.cast(targets, tf.int32)
+    hit = tf.equal(targets[:, tf.newaxis], sampled[tf.newaxis, :])
+    sampled_logits = tf.where(hit, _MASKED, sampled_logits)
+    positive_logits = tf.reduce_sum(query * positive, axis=-1) / temperature
+    positive_logits -= tf.gather(log_expected, targets)
+    return _mean_loss(tf.concat([positive_logits[:, tf.newaxis], sampled_logits], axis=1), weight)
