@@ -28,6 +28,8 @@ def exported(prepared, tmp_path_factory):
         "serving.num_candidates=30",
         "serving.max_k=20",
         "serving.default_k=5",
+        # The sequence encoder, so the op check, XLA warmup and signatures cover its graph.
+        "model.history_pooling=self_attention",
     )
     train(config)
     manifest = export(config)
