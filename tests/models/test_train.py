@@ -48,9 +48,9 @@ def test_a_killed_run_with_other_settings_is_not_resumed(workspace):
     ]
     with pytest.raises(KeyboardInterrupt):
         train.train(_config(work, *settings), callbacks=[_Interrupt()])
-    manifest = train.train(_config(work, *settings, "model.history_pooling=mean"))
+    manifest = train.train(_config(work, *settings, "model.history_pooling=attention"))
     assert manifest["epochs_run"] == 2  # from the start
-    assert manifest["model"]["history_pooling"] == "mean"
+    assert manifest["model"]["history_pooling"] == "attention"
 
 
 def test_ids_only_training_without_embeddings(workspace):
