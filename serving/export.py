@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 from models.features import FeatureSpace
 from models.train import load_feature_space, load_trained_model, trained_id
@@ -146,7 +147,10 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
         f"export: version {version} of {s.model_name!r}, {len(space.catalog_ids):,} items → {final}"
     )
     try:
-        tf.saved_model.save(module, staging, signatures=module.signatures())
+        # The Keras layers' own call functions are not traced into the export: the server
+        # runs the signatures alone, and tracing every layer took a third of the export.
+        with keras_option_scope(save_traces=False):
+            tf.saved_model.save(module, staging, signatures=module.signatures())
         examples = warmup_examples(space, config, text_queries=encoder is not None)
         logs = warmup_requests(s.model_name, examples)
         if s.xla:

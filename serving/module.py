@@ -188,15 +188,19 @@ class RecommenderServing(tf.Module):
             # One function that every signature calls: BERT is traced and saved once, not once
             # per signature that takes a query (the export's time and size were mostly that).
             self._encode_queries = tf.function(
-                self._encode_queries_inline, input_signature=[tf.TensorSpec([None], tf.string)]
+                self._encode_queries_inline,
+                input_signature=[tf.TensorSpec([None], tf.string)],
+                autograph=False,
             )
         self.config = config
         self.catalog_size = len(catalog_ids)
         self.num_candidates = min(config.num_candidates, self.catalog_size)
         # recommend's and mmr's numbers, after their string lookups: one XLA program per input
         # shape with `serving.xla`, executor ops otherwise (see `_compiled_inputs`).
-        self._recommend_core = tf.function(self._recommend_numbers, jit_compile=config.xla)
-        self._mmr_core = tf.function(self._mmr_numbers, jit_compile=config.xla)
+        self._recommend_core = tf.function(
+            self._recommend_numbers, jit_compile=config.xla, autograph=False
+        )
+        self._mmr_core = tf.function(self._mmr_numbers, jit_compile=config.xla, autograph=False)
         # Row 0: "", the id of no item (a -1 row in `_ids`).
         self.ids = tf.Variable(["", *catalog_ids], dtype=tf.string, trainable=False, name="ids")
         # Row 0: what the item encoder gives an id outside the catalog.
@@ -482,7 +486,7 @@ class RecommenderServing(tf.Module):
     # ----------------------------------------------------------------------------------------
     # Signatures.
 
-    @tf.function(input_signature=input_specs("serving_default"))
+    @tf.function(input_signature=input_specs("serving_default"), autograph=False)
     def recommend(self, user_id, history_item_ids, query, timestamp, k, mmr_lambda, exclude_seen):
         user_id, history_item_ids, query, timestamp, k, mmr_lambda, exclude_seen = _checked_ranks(
             "serving_default",
@@ -547,7 +551,7 @@ class RecommenderServing(tf.Module):
             "explanation_scores": explanation_score,
         }
 
-    @tf.function(input_signature=input_specs("retrieve"))
+    @tf.function(input_signature=input_specs("retrieve"), autograph=False)
     def retrieve(self, user_id, history_item_ids, query, timestamp, k, exclude_seen):
         user_id, history_item_ids, query, timestamp, k, exclude_seen = _checked_ranks(
             "retrieve", user_id, history_item_ids, query, timestamp, k, exclude_seen
@@ -571,7 +575,7 @@ class RecommenderServing(tf.Module):
             )
         return self._first_k(scores, rows, k)
 
-    @tf.function(input_signature=input_specs("rank"))
+    @tf.function(input_signature=input_specs("rank"), autograph=False)
     def rank(self, user_id, history_item_ids, query, timestamp, item_ids):
         user_id, history_item_ids, query, timestamp, item_ids = _checked_ranks(
             "rank", user_id, history_item_ids, query, timestamp, item_ids
@@ -587,7 +591,7 @@ class RecommenderServing(tf.Module):
         scores = self.model.rank_candidates(query_vector, self.model.candidate_vector(item_ids))
         return {"scores": tf.where(item_ids != "", scores, 0.0)}
 
-    @tf.function(input_signature=input_specs("mmr"))
+    @tf.function(input_signature=input_specs("mmr"), autograph=False)
     def mmr(self, item_ids, relevance, k, mmr_lambda):
         item_ids, relevance, k, mmr_lambda = _checked_ranks(
             "mmr", item_ids, relevance, k, mmr_lambda
@@ -657,7 +661,7 @@ class RecommenderServing(tf.Module):
             "relevance": picked_relevance,
         }
 
-    @tf.function(input_signature=input_specs("similar_items"))
+    @tf.function(input_signature=input_specs("similar_items"), autograph=False)
     def similar_items(self, item_ids, k):
         item_ids, k = _checked_ranks("similar_items", item_ids, k)
         batch = tf.shape(item_ids)[0]

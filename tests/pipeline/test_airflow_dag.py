@@ -473,6 +473,7 @@ def pipeline_runs(airflow_python, tmp_path_factory):
             "model": {"embedding_dim": 8, "deep_layers": [8], "use_text": False},
             "train": {"epochs": 1, "batch_size": 64, "shuffle_buffer": 1000},
             "run": {"sample_data": True, "retries": 2, "retry_delay_minutes": 0.01},
+            "serving": {"xla": False},  # the warmup compiles nothing; tests/serving covers XLA
             # A tiny model trained for one epoch is not meant to beat the baselines; the
             # blocked-gate DAG below blocks with an absolute minimum instead.
             "gate": {"min_ratio_to_baseline": {}},

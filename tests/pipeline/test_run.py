@@ -44,6 +44,8 @@ def first_run(prepared, tmp_path_factory):
         "train": {"batch_size": 64, "shuffle_buffer": 1000, "epochs": 3},
         "text": {"checkpoint": str(checkpoint), "max_length": 16},
         "run": {"sample_data": True},
+        # Without XLA the export's warmup compiles nothing (tests/serving covers XLA).
+        "serving": {"xla": False},
         # A 40-user model trained for seconds is not meant to beat the baselines: this module
         # tests the run's mechanics; the gate's baseline check has tests of its own.
         "gate": {"min_ratio_to_baseline": {}},
