@@ -14,7 +14,10 @@ ndcg@10, and cold-start recall@50 model / content-only. The sets:
 Every set excludes the items a user rated before the event and breaks ties at random. The model
 is chosen on a validation slice of train; the eval split is read only by the evaluation.
 `--seeds N` trains N times (seeds 1..N) and reports each model figure as the median with its
-range; the baselines are deterministic.
+range; the baselines are deterministic. The first seed chooses the number of epochs on the
+validation slice and refits on train + validation; the other seeds fit train + validation for
+that many epochs straight away (`--select-every-seed`: each seed chooses its own, at about
+twice the training time).
 
     python benchmarks/real_quality.py [--seeds 3] [--sets ml1m_temporal,ml100k_temporal]
         [--data-root ../shared/data] [--set model.embedding_dim=128 ...]
@@ -73,10 +76,14 @@ def run_set(name: str, args: argparse.Namespace, reuse_embeddings: str | None) -
     embed_items.run(config)
     runs = []
     for seed in range(1, args.seeds + 1):
-        seeded = load_config(config_path, [*overrides, *args.set, f"train.seed={seed}"])
+        extra = [f"train.seed={seed}"]
+        chosen = runs[0]["best_epochs"] if runs and not args.select_every_seed else None
+        if chosen:  # the first seed's choice, made on the validation slice
+            extra += [f"train.epochs={chosen}", "train.early_stopping_patience=0"]
+        seeded = load_config(config_path, [*overrides, *args.set, *extra])
         manifest = train.train(seeded)
         out = evaluate.evaluate(seeded)
-        runs.append({"metrics": out, "best_epochs": manifest["best_epochs"]})
+        runs.append({"metrics": out, "best_epochs": manifest["best_epochs"] or chosen})
         print(f"{name}: seed {seed}: recall@50 {out['recall@50']:.4f} ndcg@10 {out['ndcg@10']:.4f}")
     first = runs[0]["metrics"]
     model = {key: _median([r["metrics"][key] for r in runs]) for key in METRICS}
@@ -169,6 +176,11 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--work-dir", default="work/bench_real")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--select-every-seed",
+        action="store_true",
+        help="each seed chooses its epochs on the validation slice (default: the first seed's)",
+    )
     args = parser.parse_args()
     chosen = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SETS]

@@ -273,6 +273,8 @@ class Recommender(tfrs.Model):
                 weight,
             )
         if c.ranking_weight:
+            if c.ranking_head_only:  # the towers learn from retrieval alone
+                query, candidate = tf.stop_gradient(query), tf.stop_gradient(candidate)
             labels, predictions, weights = self.ranking_examples(
                 query, candidate, features["item_id"], features["label"], ranking_weight
             )

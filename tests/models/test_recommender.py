@@ -138,6 +138,39 @@ def test_training_lowers_the_loss_for_each_task_mix(retrieval, ranking):
     assert history.history["loss"]
 
 
+@pytest.mark.parametrize("head_only", [False, True])
+def test_ranking_head_only_keeps_the_ranking_loss_out_of_the_towers(head_only):
+    """With `ranking_head_only` the towers' gradients are the retrieval loss's alone (the same
+    as with no ranking loss), and the ranking head still learns; without it they differ."""
+    tf.keras.utils.set_random_seed(2)
+    model = Recommender(_space(), ModelConfig(embedding_dim=8, ranking_head_only=head_only))
+    model.compute_loss(_batch())  # builds every variable
+
+    def gradients(ranking_weight):
+        model.config.ranking_weight = ranking_weight
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(_batch(), training=False)
+        return dict(
+            zip(
+                [v.name for v in model.trainable_variables],
+                tape.gradient(loss, model.trainable_variables),
+                strict=True,
+            )
+        )
+
+    retrieval_only, joint = gradients(0.0), gradients(1.0)
+    tower = [n for n in joint if not n.startswith(("cross", "deep", "rating"))]
+    head = [n for n in joint if n.startswith(("cross", "deep", "rating"))]
+    assert tower and head
+    same = all(
+        np.allclose(tf.convert_to_tensor(joint[n]), tf.convert_to_tensor(retrieval_only[n]))
+        for n in tower
+        if joint[n] is not None and retrieval_only[n] is not None
+    )
+    assert same == head_only
+    assert all(joint[n] is not None and np.any(joint[n].numpy() != 0) for n in head)
+
+
 def test_training_with_query_text_teaches_the_tower_to_follow_a_typed_query():
     """One user with one history buys four items whose texts are one-hot: only the stand-in
     queries tell the targets apart. After training, a query carrying an item's text puts that
