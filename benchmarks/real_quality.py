@@ -193,11 +193,15 @@ def main() -> None:
         folder = SETS[name][1]
         results[name] = run_set(name, args, embeddings.get(folder))
         embeddings.setdefault(folder, os.path.join(args.work_dir, name, "embeddings"))
+        print_table(name, results[name])  # each set's table as soon as it is done
+        partial = {"seeds": args.seeds, "sets": results, "complete": False}
+        write_json_atomic(os.path.join(args.work_dir, "real_quality.json"), partial)
+    print("\n# all sets")
     for name, result in results.items():
         print_table(name, result)
     minutes = round((time.perf_counter() - started) / 60, 1)
     print(f"\nwall time: {minutes} min for {len(chosen)} set(s), {args.seeds} seed(s)")
-    summary = {"seeds": args.seeds, "minutes": minutes, "sets": results}
+    summary = {"seeds": args.seeds, "minutes": minutes, "sets": results, "complete": True}
     write_json_atomic(os.path.join(args.work_dir, "real_quality.json"), summary)
     plot(results, os.path.join(args.work_dir, "real_quality.png"))
     print(f"plots: {os.path.join(args.work_dir, 'real_quality.png')}")
