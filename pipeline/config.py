@@ -319,7 +319,8 @@ class ModelConfig:
       history_pooling: How the user's recent items become one vector: `mean` (the default),
         `attention` (the user embedding attends over them) or `self_attention` (a SASRec-style
         Transformer over the latest `preprocess.history_length` items, read at the latest one:
-        the real-data configs use it; it trains about three times slower per step).
+        the real-data configs use it; a training step of 1,024 ML-1M examples took 166 ms with
+        it against 113 ms with `mean`).
       history_blocks: Transformer blocks of `self_attention`.
       history_heads: Attention heads of `self_attention` (must divide `embedding_dim`).
       history_dropout: Dropout rate inside `self_attention`, in training.
@@ -344,7 +345,7 @@ class ModelConfig:
       ranking_weight: Weight of the ranking loss; 0 trains retrieval only.
       ranking_head_only: The ranking loss trains the ranking head alone, on the towers'
         outputs with their gradients stopped: the towers learn from retrieval only (on the
-        ML-100K validation slice the shared towers' ranking loss cost retrieval about 4% of
+        ML-100K validation slice the shared towers' ranking loss cost retrieval 2–4% of
         recall@50), and the head still learns to rank their candidates.
       ranking_negatives: In-batch negatives (label 0) per positive for the ranking loss; `null`
         (default) picks 1 for implicit feedback (every label equal) and 0 for ratings.
