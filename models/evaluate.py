@@ -38,6 +38,7 @@ from pipeline.timestamps import format_timestamp
 __all__ = [
     "BASELINES",
     "baseline_scorers",
+    "eval_queries",
     "evaluate",
     "output_dir",
     "summarize",
@@ -147,7 +148,7 @@ def summarize(ranking: Ranking, queries: EvalQueries, space: FeatureSpace) -> di
     return out
 
 
-def _eval_queries(config: Config, space: FeatureSpace) -> tuple[EvalQueries, EventColumns]:
+def eval_queries(config: Config, space: FeatureSpace) -> tuple[EvalQueries, EventColumns]:
     """The queries of `evaluate.split` and the events the systems learn from: everything before
     the eval split, or, when tuning on the validation slice, the train events alone (nothing of
     the eval split is read then)."""
@@ -197,7 +198,7 @@ def evaluate(config: Config) -> dict[str, Any]:
     weights_id = trained_id(config)  # before loading: the weights these metrics belong to
     _check_tunable(config)
     model = load_trained_model(config, space)
-    queries, before = _eval_queries(config, space)
+    queries, before = eval_queries(config, space)
     n_queries = len(queries.events)
     truth = queries.events.items
     say(

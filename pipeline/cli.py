@@ -169,6 +169,7 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
 
 
 def _diversity_sweep(config: Config) -> None:
+    from models.evaluate import output_dir
     from serving.diversity import diversity_sweep
 
     out = diversity_sweep(config)
@@ -178,12 +179,17 @@ def _diversity_sweep(config: Config) -> None:
             f"{p['lambda']:>6.2f}{p['ndcg@10']:>10.4f}{p['recall@10']:>11.4f}"
             f"{p['ild@10']:>9.4f}{p['category_ild@10']:>17.4f}"
         )
+    rand = out["random_lists"]
+    lines.append(
+        f"{'random':>6}{'':>10}{'':>11}{rand['ild@10']:>9.4f}{rand['category_ild@10']:>17.4f}"
+        "  (seeded random 10-item lists: diversity without relevance)"
+    )
     best = out["summary"]
     lines.append(
         f"At λ = {best['lambda']:g} NDCG@10 changes {best['ndcg_change']:+.1%} (allowed: "
         f"-{best['max_ndcg_loss']:.0%}) and ILD@10 {best['ild_gain']:+.1%} against λ = 1."
     )
-    folder = config.step_dir("evaluation")
+    folder = output_dir(config)
     lines.append(f"Frontier: {folder}/diversity_frontier.png (diversity_sweep.json)")
     print("\n".join(lines))
 
