@@ -11,7 +11,7 @@ any other failure (a missing input file, a busy work directory, a crash) is wort
 retries. BashOperator retries every non-zero status alike; `RecsysStepOperator` raises
 `AirflowFailException` for the gate and a plain `AirflowException` otherwise.
 
-Everything scheduling-related comes from the config's `run` section (`pipeline/config.py`):
+Everything scheduling-related comes from the config's `run` section (`pipeline/config/run.py`):
 schedule, start date, retries, retry delay, DAG id and whether the demo's sample-data step runs.
 Only `pipeline.config` and `pipeline.steps` are imported here; both are light enough for the
 scheduler, which parses this file every few seconds.
