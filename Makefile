@@ -3,10 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test test-fast lint format venv clean
 
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +32,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The suite without the tests marked `slow` (whole-pipeline runs, kills, Airflow, real data).
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"
 
 format: $(STAMP)
 	$(BIN)/ruff format .

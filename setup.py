@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "pandas>=2",
     "numpy>=1.26",
     "pyyaml>=6",
+    "tqdm>=4.66",
     "matplotlib>=3.8",
 ]
 

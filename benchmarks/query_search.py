@@ -30,8 +30,9 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 

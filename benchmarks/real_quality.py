@@ -37,8 +37,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
+# isort: split
 from models import evaluate, train
 from pipeline import embed_items, preprocess
 from pipeline.config import load_config

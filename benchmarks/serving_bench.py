@@ -9,9 +9,9 @@ SavedModel and loads it back, as TF Serving would. Then times, batch 1, after wa
   executor; and, the server way, against the same floor compiled with XLA, as the export's
   retrieval is (`serving.xla`): XLA's top-k is faster than the executor's, so this floor is
   lower and the ratio to it is the stricter one;
-* `mmr` (N = 500, k = 50) against the NumPy reference of the tests, on the same inputs (the
-  export's similarity vectors of the same ids: the 384-d text embeddings projected to
-  `serving.similarity_dim` = 64 at export); also MMR alone as the export runs it
+* `mmr` (N = 500, k = 50) against the NumPy reference (`serving/mmr_reference.py`), on the
+  same inputs (the export's similarity vectors of the same ids: the 384-d text embeddings
+  projected to `serving.similarity_dim` = 64 at export); also MMR alone as the export runs it
   (`mmr_select_static` compiled, or `mmr_select` without `serving.xla`), without the id
   lookups and duplicate check.
 
@@ -57,8 +57,9 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import pipeline.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
 
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
@@ -68,8 +69,8 @@ from models.recommender import Recommender  # noqa: E402
 from pipeline.config import ModelConfig, ServingConfig  # noqa: E402
 from serving.mmr import mmr_select  # noqa: E402
 from serving.mmr_compiled import mmr_select_static  # noqa: E402
+from serving.mmr_reference import mmr_reference  # noqa: E402
 from serving.module import RecommenderServing  # noqa: E402
-from tests.serving.mmr_reference import mmr_reference  # noqa: E402
 
 
 def synthetic_space(n_items: int, n_users: int, text_dim: int, seed: int = 0) -> FeatureSpace:

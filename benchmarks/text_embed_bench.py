@@ -24,8 +24,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
+# isort: split
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference

@@ -23,8 +23,9 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import pipeline.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
 
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -498,7 +497,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `recsys` console script; returns the exit status."""
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
     if threading.current_thread() is threading.main_thread():
         # A process a non-interactive shell starts in the background inherits SIGINT ignored;
         # a scheduler stops a step with SIGINT first (the step is recorded as failed and its

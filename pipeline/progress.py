@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import TextIO
+
+from tqdm import tqdm
 
 __all__ = ["Heartbeat", "ProgressBar", "console", "say"]
 
@@ -40,38 +43,73 @@ def console(stream: TextIO) -> Iterator[None]:
 
 
 class ProgressBar:
-    """`label [#####.....] done/total` redrawn in place on a terminal, or a line every 10% when
-    stderr is a file (CI logs)."""
+    """A counted progress bar on the console (tqdm): `label [#####.....] done/total` with the
+    elapsed and remaining time, redrawn in place on a terminal at most every 0.1 s; when the
+    console is not a terminal (a CI log), `label: done/total (pct%, elapsed<remaining)` as a line
+    of its own every 10%, rather than redraws that pile up carriage returns in the file.
+
+    Work reports a running total (`update(done)`, a callback it is handed); the bar closes when
+    done reaches the total.
+    """
 
     def __init__(self, label: str, total: int, width: int = 30):
-        self._label = label
-        self._total = max(total, 1)
-        self._width = width
         self._tty = _out().isatty()
         self._last_decile = -1
-        self._last_draw = 0.0
+        if self._tty:
+            line = f"{{desc}} [{{bar:{width}}}] {{n_fmt}}/{{total_fmt}} [{{elapsed}}<{{remaining}}]"
+        else:
+            line = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%, {elapsed}<{remaining})"
+        self._bar = tqdm(
+            total=max(total, 1),
+            desc=label,
+            file=_ConsoleFile(lines=not self._tty),
+            bar_format=line,
+            ascii=".#",
+            position=0,  # one bar at a time: no cursor movement for nested bars
+            mininterval=0.1,
+            # Off a terminal only `update` draws (once a decile): never at the start, on a
+            # timer (tqdm's monitor thread), nor again at the close.
+            delay=0 if self._tty else math.inf,
+            maxinterval=10.0 if self._tty else math.inf,
+            leave=self._tty,
+        )
 
     def update(self, done: int, total: int | None = None) -> None:
+        """Sets how much is done so far (a running total, not an increment) and, when given, a
+        new total."""
+        bar = self._bar
         if total is not None:
-            self._total = max(total, 1)
-        fraction = min(done / self._total, 1.0)
-        if self._tty:
-            now = time.monotonic()
-            if now - self._last_draw < 0.1 and done < self._total:
-                return
-            self._last_draw = now
-            filled = int(fraction * self._width)
-            bar = "#" * filled + "." * (self._width - filled)
-            out = _out()
-            out.write(f"\r{self._label} [{bar}] {done}/{self._total}")
-            if done >= self._total:
-                out.write("\n")
-            out.flush()
-        else:
-            decile = int(fraction * 10)
+            bar.total = max(total, 1)
+        bar.update(done - bar.n)
+        if not self._tty:
+            decile = int(min(done / bar.total, 1.0) * 10)
             if decile > self._last_decile:
                 self._last_decile = decile
-                say(f"{self._label}: {done}/{self._total} ({fraction:.0%})")
+                bar.refresh()
+        if done >= bar.total:
+            bar.close()
+
+
+class _ConsoleFile:
+    """The file a `ProgressBar`'s tqdm writes to: the console of the moment (`_out()`), where a
+    failed write (a full disk under a redirected stderr) drops the progress, as `say` does. Off a
+    terminal, each of tqdm's redraws (a carriage return, the bar, padding) becomes a line."""
+
+    def __init__(self, lines: bool):
+        self._lines = lines
+
+    def write(self, text: str) -> None:
+        if self._lines:
+            line = text.strip()
+            if line:
+                say(line)
+            return
+        with contextlib.suppress(OSError):
+            _out().write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            _out().flush()
 
 
 class Heartbeat:

@@ -12,8 +12,7 @@ import tempfile
 
 import pytest
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pipeline.keras2  # noqa: F401  (before any test module imports TensorFlow)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MOVIELENS_100K = REPO_ROOT.parent / "shared" / "data" / "movielens-100k"

@@ -16,6 +16,8 @@ from pipeline import embed_items, preprocess
 from pipeline.config import load_config
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ML1M = REPO_ROOT.parent / "shared" / "data" / "movielens-1m-users1-2999"
 RATINGS = 4000  # the first ratings of the file: its first users, complete
 

@@ -13,8 +13,8 @@ from models.train import train as train_model
 from tests.models.conftest import small_config
 
 _RELOAD = """
-import json, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import json, sys
+# TF_USE_LEGACY_KERAS=1: inherited from the test process (tests/conftest.py sets it)
 import tensorflow as tf
 inputs = json.loads(sys.argv[2])
 loaded = tf.saved_model.load(sys.argv[1])

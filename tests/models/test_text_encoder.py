@@ -70,8 +70,8 @@ def test_frozen_by_default_and_top_layers_trainable_on_request(tiny_dir):
 
 
 _RELOAD = """
-import json, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import json, sys
+# TF_USE_LEGACY_KERAS=1: inherited from the test process (tests/conftest.py sets it)
 import tensorflow as tf
 import tensorflow_text  # registers the TF Text ops, which TF Serving links in
 texts = json.loads(sys.argv[2])

@@ -35,6 +35,8 @@ import yaml
 from pipeline.steps import STEPS, steps_for
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 AIRFLOW_VERSION = "3.3.2"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 VENVS = pathlib.Path(

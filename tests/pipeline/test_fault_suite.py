@@ -26,6 +26,8 @@ from pipeline.beam_worker import leftover_workers
 from pipeline.lock import LOCK_FILE
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 _RECSYS = os.path.join(os.path.dirname(sys.executable), "recsys")
 _MODEL = "recommender"  # serving.model_name
 # The steps' own folders, each with a file that a complete result holds.

@@ -28,6 +28,8 @@ from serving.push import served_dir
 from serving.recommend import connect, recommend
 from serving.versions import versions
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def first_run(prepared, tmp_path_factory):

@@ -47,8 +47,8 @@ def _recommend(model, users, histories, k, lam, exclude=True, queries=None):
 
 
 _FRESH_PROCESS = """
-import json, os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import json, sys
+# TF_USE_LEGACY_KERAS=1: inherited from the test process (tests/conftest.py sets it)
 import tensorflow as tf
 import tensorflow_text  # registers the TF Text ops, which TF Serving links in
 model = tf.saved_model.load(sys.argv[1])

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from serving.mmr import mmr_select
 from serving.mmr_compiled import mmr_select_static
-from tests.serving.mmr_reference import mmr_reference, normalize_relevance
+from serving.mmr_reference import mmr_reference, normalize_relevance
 
 SIGNATURE = (
     tf.TensorSpec([None, None, None], tf.float32),

@@ -1,4 +1,6 @@
-"""A plain NumPy MMR reranker: the oracle `serving.mmr.mmr_select` is tested against.
+"""A plain NumPy MMR reranker: the oracle that the graph rerankers (`serving.mmr.mmr_select`,
+`serving.mmr_compiled.mmr_select_static`) are tested against, and the baseline that
+`benchmarks/serving_bench.py` times them against. It is not used in serving itself.
 
 One request row at a time, in float32, written to follow the formula rather than to be fast:
 
