@@ -28,8 +28,14 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models.features import FeatureSpace
-from models.softmax import catalog_softmax_loss, sampled_softmax_loss, sampling_log_probability
-from models.towers import ItemEncoder, QueryTower
+from models.softmax import (
+    catalog_softmax_loss,
+    history_columns,
+    in_batch_softmax_loss,
+    sampled_softmax_loss,
+    sampling_log_probability,
+)
+from models.towers import ItemEncoder, QueryTower, dense_history
 from pipeline.config import ModelConfig
 
 __all__ = ["Recommender"]
@@ -204,9 +210,11 @@ class Recommender(tfrs.Model):
         candidate: tf.Tensor,
         item_ids: tf.Tensor,
         sample_weight: tf.Tensor | None = None,
+        history_rows: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """Softmax loss of aligned (unit query, unit positive candidate) rows against the
-        negatives `model.retrieval_negatives` names."""
+        negatives `model.retrieval_negatives` names. `history_rows`: each row's history as
+        catalog rows + 1 `[batch, h]` (0: padding), no negatives of that row; None keeps them."""
         c = self.config
         if self.negatives == "catalog":
             table = self.candidate_embedding(self._catalog_ids)
@@ -217,6 +225,7 @@ class Recommender(tfrs.Model):
                 self.train_count_table > 0,
                 c.temperature,
                 sample_weight,
+                history_rows,
             )
         if self.negatives == "sampled":
             return sampled_softmax_loss(
@@ -227,6 +236,17 @@ class Recommender(tfrs.Model):
                 sampling_log_probability(self.train_count_table),
                 c.sampled_negatives,
                 c.temperature,
+                sample_weight,
+            )
+        if history_rows is not None:
+            rows = self.items.catalog_rows(item_ids)
+            return in_batch_softmax_loss(
+                query,
+                candidate,
+                rows if c.remove_accidental_hits else None,
+                c.temperature,
+                tf.math.log(self.candidate_probability(item_ids)) if c.logq_correction else None,
+                history_columns(history_rows, rows),
                 sample_weight,
             )
         return self.retrieval(
@@ -240,6 +260,11 @@ class Recommender(tfrs.Model):
             compute_metrics=False,
             compute_batch_metrics=False,
         )
+
+    def history_rows(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Each example's history as catalog rows + 1 `[batch, h]` (0: padding)."""
+        ids, mask = dense_history(features)
+        return self.items.catalog_rows(ids) * tf.cast(mask, tf.int64)
 
     def with_query_text(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Training features where a random `query_text_rate` share of rows carry the target
@@ -271,6 +296,7 @@ class Recommender(tfrs.Model):
                 tf.math.l2_normalize(candidate, axis=-1),
                 features["item_id"],
                 weight,
+                None if c.history_negatives else self.history_rows(features),
             )
         if c.ranking_weight:
             if c.ranking_head_only:  # the towers learn from retrieval alone

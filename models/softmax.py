@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["catalog_softmax_loss", "sampled_softmax_loss", "sampling_log_probability"]
+__all__ = [
+    "catalog_softmax_loss",
+    "history_columns",
+    "in_batch_softmax_loss",
+    "sampled_softmax_loss",
+    "sampling_log_probability",
+]
 
 _MASKED = -1e9
 
@@ -35,6 +41,54 @@ def _mean_loss(logits: tf.Tensor, weight: tf.Tensor | None) -> tf.Tensor:
     return tf.reduce_mean(loss)
 
 
+def history_columns(history_rows: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+    """`[batch, n]` bool: whether column item `columns[j]` (catalog rows `[n]`) is in row i's
+    history (catalog rows `[batch, h]`, 0 for padding and ids outside the catalog)."""
+    same = tf.equal(history_rows[:, tf.newaxis, :], columns[tf.newaxis, :, tf.newaxis])
+    return tf.reduce_any(same & (history_rows > 0)[:, tf.newaxis, :], axis=-1)
+
+
+def in_batch_softmax_loss(
+    query: tf.Tensor,
+    candidate: tf.Tensor,
+    rows: tf.Tensor | None,
+    temperature: float,
+    log_probability: tf.Tensor | None = None,
+    excluded: tf.Tensor | None = None,
+    weight: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Softmax of each row's positive against the batch's other positives.
+
+    Args:
+      query: Unit query vectors `[batch, dim]`.
+      candidate: Unit vectors of each row's positive `[batch, dim]`.
+      rows: The positives' catalog rows `[batch]`: another row's copy of a row's own item
+        is no negative (an accidental hit); None counts such copies as negatives.
+      temperature: Scores are cosines divided by it.
+      log_probability: Log of each positive's share of train events `[batch]` (the logQ
+        correction: popular items are drawn as negatives more often), or None.
+      excluded: `[batch, batch]` bool, columns that are no negatives of a row besides
+        accidental hits (e.g. items of the row's history, which serving excludes), or None.
+      weight: Per-row weights `[batch]`.
+    """
+    logits = tf.matmul(query, candidate, transpose_b=True) / temperature
+    if log_probability is not None:
+        logits -= log_probability[tf.newaxis, :]
+    diagonal = tf.eye(tf.shape(logits)[0], dtype=tf.bool)
+    masked = tf.zeros_like(diagonal)
+    if rows is not None:
+        masked |= tf.equal(rows[:, tf.newaxis], rows[tf.newaxis, :])
+    if excluded is not None:
+        masked |= excluded
+    logits = tf.where(masked & ~diagonal, _MASKED, logits)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.range(tf.shape(logits)[0]), logits=logits
+    )
+    if weight is not None:
+        loss *= tf.cast(weight, loss.dtype)
+    return tf.reduce_mean(loss)
+
+
 def catalog_softmax_loss(
     query: tf.Tensor,
     table: tf.Tensor,
@@ -42,6 +96,7 @@ def catalog_softmax_loss(
     trained: tf.Tensor,
     temperature: float,
     weight: tf.Tensor | None = None,
+    history_rows: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Softmax over the catalog.
 
@@ -52,12 +107,23 @@ def catalog_softmax_loss(
       trained: Which catalog items have train events `[items]` (the others are no negatives).
       temperature: Scores are cosines divided by it.
       weight: Per-row weights `[batch]`.
+      history_rows: Catalog rows + 1 of each row's history `[batch, h]` (0: padding), whose
+        items are no negatives of that row; None keeps them.
     """
     logits = tf.matmul(query, table, transpose_b=True) / temperature
     targets = tf.cast(targets, tf.int32)
     positive = tf.gather(logits, targets, batch_dims=1)
     is_target = tf.one_hot(targets, tf.shape(table)[0], on_value=True, off_value=False)
-    negatives = tf.where(trained[tf.newaxis, :] & ~is_target, logits, _MASKED)
+    negative = trained[tf.newaxis, :] & ~is_target
+    if history_rows is not None:
+        history_rows = tf.cast(history_rows, tf.int32)
+        seen = tf.where(history_rows > 0)
+        indices = tf.stack([seen[:, 0], tf.cast(tf.gather_nd(history_rows, seen) - 1, tf.int64)], 1)
+        in_history = tf.scatter_nd(
+            indices, tf.ones(tf.shape(indices)[:1], tf.int32), tf.shape(logits, out_type=tf.int64)
+        )
+        negative &= in_history == 0
+    negatives = tf.where(negative, logits, _MASKED)
     return _mean_loss(tf.concat([positive[:, tf.newaxis], negatives], axis=1), weight)
 
 

@@ -24,7 +24,7 @@ from models.features import FeatureSpace
 from models.sequence import SequenceEncoder
 from pipeline.config import HISTORY_POOLINGS
 
-__all__ = ["ItemEncoder", "QueryTower"]
+__all__ = ["ItemEncoder", "QueryTower", "dense_history"]
 
 
 def _constant_weight(layer: tf.keras.layers.Layer, name: str, value: np.ndarray) -> tf.Variable:
@@ -216,7 +216,7 @@ class QueryTower(tf.keras.layers.Layer):
     def call(self, features: dict[str, tf.Tensor], item_vectors=None, training=None) -> tf.Tensor:
         """`item_vectors`: ids → item-encoder vectors, for callers that hold them precomputed
         (the serving module's catalog table); the item encoder by default."""
-        ids, mask = _history(features)
+        ids, mask = dense_history(features)
         return self.encode(
             self.user_lookup(features["user_id"]),
             (item_vectors or self.items)(ids),
@@ -255,7 +255,7 @@ class QueryTower(tf.keras.layers.Layer):
         return self.output_layer(tf.concat(parts, axis=-1))
 
 
-def _history(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+def dense_history(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
     """Dense history ids `[batch, n]` and the mask of the items in them.
 
     A dense history with its mask goes through as it is: the serving graph builds one without

@@ -43,6 +43,13 @@ class ModelConfig:
       temperature: Softmax temperature of the retrieval loss (scores are divided by it).
       logq_correction: Subtract log(item popularity) from in-batch scores (sampling bias).
       remove_accidental_hits: Do not count a batch's other rows with the same item as negatives.
+      history_negatives: Count the items of an example's own history among its negatives (in
+        the `in_batch` and `catalog` softmaxes; `sampled` always does). Off (the default), the
+        loss never pushes a user's recent items down: serving excludes them anyway
+        (`exclude_seen`), and the query vector is free to sit near them, which is where the
+        next item tends to be. Chosen on the validation slices: recall@50 / ndcg@10 0.5052 /
+        0.1105 against 0.4978 / 0.1074 on ML-1M, and 0.4766 / 0.0885 and 0.4689 / 0.0879
+        against 0.4631 / 0.0831 and 0.4635 / 0.0818 on ML-100K (two seeds).
       retrieval_weight: Weight of the retrieval loss; 0 trains ranking only.
       ranking_weight: Weight of the ranking loss; 0 trains retrieval only.
       ranking_head_only: The ranking loss trains the ranking head alone, on the towers'
@@ -71,6 +78,7 @@ class ModelConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     remove_accidental_hits: bool = True
+    history_negatives: bool = False
     retrieval_weight: float = 1.0
     ranking_weight: float = 1.0
     ranking_head_only: bool = False

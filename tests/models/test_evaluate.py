@@ -72,7 +72,7 @@ def test_exclusion_leaves_the_seen_items_out_of_every_system(trained):
         work, f"text.checkpoint={checkpoint}", "train.epochs=1", "evaluate.exclude_seen=true"
     )
     space = train.load_feature_space(config)
-    queries, _ = evaluate._eval_queries(config, space)
+    queries, _ = evaluate.eval_queries(config, space)
     assert sum(len(x) for x in queries.exclusions) > 0
     scorers, skipped = evaluate.baseline_scorers(
         config,

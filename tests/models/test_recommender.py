@@ -69,6 +69,26 @@ def test_logq_correction_on_a_hand_computed_batch():
     assert popular > plain > rare
 
 
+@pytest.mark.parametrize("history_negatives", [True, False])
+def test_history_negatives_decides_whether_seen_items_push_a_row_down(history_negatives):
+    """Row 1 ("rare") has seen "pop" and "mid", rows 0 and 2's positives. Counted as its
+    negatives, their candidate vectors get gradient from row 1's loss; otherwise none."""
+    config = ModelConfig(embedding_dim=4, history_negatives=history_negatives)
+    model = Recommender(_space(), config)
+    rng = np.random.default_rng(0)
+    query = tf.math.l2_normalize(tf.constant(rng.normal(size=(4, 4)), tf.float32), axis=-1)
+    candidate = tf.Variable(tf.math.l2_normalize(rng.normal(size=(4, 4)).astype(np.float32), -1))
+    batch = _batch()
+    history = None if history_negatives else model.history_rows(batch)
+    with tf.GradientTape() as tape:
+        only_row_1 = tf.constant([0.0, 1.0, 0.0, 0.0])
+        loss = model.retrieval_loss(query, candidate, batch["item_id"], only_row_1, history)
+    grad = tape.gradient(loss, candidate).numpy()
+    seen = np.abs(grad[[0, 2]]).sum()
+    assert (seen > 0) == history_negatives
+    assert np.abs(grad[[1, 3]]).sum() > 0  # its positive and the unseen item still count
+
+
 def test_sampling_probability_follows_train_counts():
     model = Recommender(_space(), ModelConfig())
     probs = model.candidate_probability(tf.constant(["pop", "rare", "cold", "unknown"])).numpy()
@@ -178,7 +198,12 @@ def test_training_with_query_text_teaches_the_tower_to_follow_a_typed_query():
     tf.keras.utils.set_random_seed(3)
     space = _space()
     space.train_counts = np.array([1, 1, 1, 1])  # each is bought: each is also a negative
-    model = Recommender(space, ModelConfig(embedding_dim=8, query_text_rate=0.5, ranking_weight=0))
+    # Every row's history holds "rare", itself a target: counted as a negative of the other
+    # rows, so that the query text alone must tell the four apart.
+    config = ModelConfig(
+        embedding_dim=8, query_text_rate=0.5, ranking_weight=0, history_negatives=True
+    )
+    model = Recommender(space, config)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
     batch = {
         **_batch(),

@@ -4,8 +4,15 @@ import math
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-from models.softmax import catalog_softmax_loss, sampled_softmax_loss, sampling_log_probability
+from models.softmax import (
+    catalog_softmax_loss,
+    history_columns,
+    in_batch_softmax_loss,
+    sampled_softmax_loss,
+    sampling_log_probability,
+)
 
 
 def _cross_entropy(logits, target):
@@ -87,3 +94,63 @@ def test_a_large_pool_estimates_the_softmax_over_every_other_item():
         others = np.delete(logits[row], target)
         expected.append(-positive + np.log(np.exp(positive) + np.exp(others).sum()))
     np.testing.assert_allclose(sampled, np.mean(expected), rtol=0.02)
+
+
+def _unit(rng, shape):
+    x = rng.normal(size=shape).astype(np.float32)
+    return tf.constant(x / np.linalg.norm(x, axis=-1, keepdims=True))
+
+
+def test_in_batch_softmax_equals_the_tfrs_retrieval_task():
+    rng = np.random.default_rng(0)
+    query, candidate = _unit(rng, (6, 4)), _unit(rng, (6, 4))
+    rows = tf.constant([3, 5, 3, 7, 8, 9], tf.int64)  # rows 0 and 2 share an item
+    probability = tf.constant([0.3, 0.1, 0.3, 0.2, 0.05, 0.05])
+    weight = tf.constant([1.0, 2.0, 0.5, 1.0, 0.0, 1.0])
+    task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+        ),
+        temperature=0.2,
+        remove_accidental_hits=True,
+    )
+    expected = task(
+        query,
+        candidate,
+        sample_weight=weight,
+        candidate_sampling_probability=probability,
+        candidate_ids=tf.strings.as_string(rows),
+        compute_metrics=False,
+        compute_batch_metrics=False,
+    )
+    ours = in_batch_softmax_loss(
+        query, candidate, rows, 0.2, tf.math.log(probability), None, weight
+    )
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-5)
+
+
+def test_history_items_are_no_negatives_of_their_row_only():
+    rng = np.random.default_rng(1)
+    query, candidate = _unit(rng, (3, 4)), _unit(rng, (3, 4))
+    rows = tf.constant([4, 5, 6], tf.int64)  # catalog rows + 1
+    history = tf.constant([[5, 0], [0, 0], [4, 6]], tf.int64)  # row 2 has seen items 4 and 6
+    excluded = history_columns(history, rows).numpy()
+    assert excluded.tolist() == [[False, True, False], [False] * 3, [True, False, True]]
+    loss = in_batch_softmax_loss(query, candidate, rows, 1.0, None, tf.constant(excluded))
+    logits = (query.numpy() @ candidate.numpy().T).astype(np.float64)
+    by_hand = [  # row 0 without column 1; row 1 with every column; row 2 keeps its positive
+        _cross_entropy(logits[0, [0, 2]], 0),
+        _cross_entropy(logits[1], 1),
+        _cross_entropy(logits[2, [1, 2]], 1),
+    ]
+    np.testing.assert_allclose(loss.numpy(), np.mean(by_hand), rtol=1e-5)
+
+
+def test_catalog_softmax_leaves_each_rows_history_out_of_its_negatives():
+    query = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    table = tf.constant([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    trained = tf.constant([True, True, True])
+    history = tf.constant([[3, 0], [0, 0]])  # row 0 has seen catalog item 2 (row + 1 = 3)
+    loss = catalog_softmax_loss(query, table, tf.constant([0, 1]), trained, 1.0, None, history)
+    expected = np.mean([_cross_entropy([1.0, 0.0], 0), _cross_entropy([0.0, 1.0, 0.8], 1)])
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
