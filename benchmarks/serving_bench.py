@@ -66,7 +66,7 @@ from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 from models.features import FeatureSpace  # noqa: E402
 from models.recommender import Recommender  # noqa: E402
-from pipeline.config import ModelConfig, ServingConfig  # noqa: E402
+from pipeline.config import HISTORY_POOLINGS, ModelConfig, ServingConfig  # noqa: E402
 from serving.mmr import mmr_select  # noqa: E402
 from serving.mmr_compiled import mmr_select_static  # noqa: E402
 from serving.mmr_reference import mmr_reference  # noqa: E402
@@ -324,10 +324,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=1000)
+    parser.add_argument(
+        "--history-pooling",
+        default="self_attention",
+        choices=HISTORY_POOLINGS,
+        help="the query tower's history encoder (the real-data configs' is self_attention)",
+    )
     args = parser.parse_args()
     tf.keras.utils.set_random_seed(0)
     space = synthetic_space(args.items, 10_000, 384)
-    model = Recommender(space, ModelConfig(embedding_dim=64))
+    model_config = ModelConfig(embedding_dim=64, history_pooling=args.history_pooling)
+    model = Recommender(space, model_config, history_length=20)
+    print(f"history encoder: {args.history_pooling}", file=sys.stderr)
     serving = ServingConfig(num_candidates=200, max_k=50, max_candidates=1000)
     print(f"building the serving module over {args.items:,} items", file=sys.stderr)
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, None, serving)
@@ -444,7 +452,7 @@ def main() -> None:
     feed["mmr"] = interleaved({"mmr": feed_overhead(numpy_mmr)}, args.repeats // 4)["mmr"]["p50_ms"]
     reference = mmr_times["reference"]
 
-    figures = {"items": args.items, "xla": serving.xla}
+    figures = {"items": args.items, "xla": serving.xla, "history_pooling": args.history_pooling}
     figures["compiled_floor_server_p50_ms"] = round(compiled_flo["p50_ms"], 3)
     figures["compiled_floor_server_p99_ms"] = round(compiled_flo["p99_ms"], 3)
     figures["recommend_vs_compiled_floor_server_p50"] = round(

@@ -1,12 +1,14 @@
 """Training throughput with the text feature against the same model with ids only.
 
 On the demo data (run `make demo` first, or pass --config with prepared outputs), trains one
-warm-up epoch and then times further epochs of the same model twice: with precomputed BERT item
-embeddings projected into the item tower, and without them (`model.use_text=false`). Both read
+warm-up epoch and then times further epochs of the same model three ways: with precomputed BERT
+item embeddings projected into the item tower, without them (`model.use_text=false`), and with
+them and the self-attention history encoder (`model.history_pooling=self_attention`, the
+real-data configs' encoder) instead of the config's pooling. Both read
 the same cached, shuffled TFRecords; each variant runs in its own process, interleaved, and the
 figure is the median epoch of the best process.
 
-    python benchmarks/train_bench.py [--config configs/demo.yaml] [--epochs 2]
+    python benchmarks/train_bench.py [--config configs/demo.yaml] [--epochs 2] [--set k=v ...]
 
 Target (issue 4): the text feature costs at most 1.5× the ids-only time. The last line printed
 is one JSON object with the figures.
@@ -78,31 +80,44 @@ def _measure_in_subprocess(config_path: str, overrides: list[str], epochs: int) 
     return float(out.stdout.strip().splitlines()[-1])
 
 
+VARIANTS = {  # name: overrides of the config
+    "ids_only": ["model.use_text=false"],
+    "with_text": [],
+    "self_attention": ["model.history_pooling=self_attention"],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2, help="processes per variant; best counts")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    with_text, ids_only = [], []
+    runs: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):  # interleaved
-        ids_only.append(_measure_in_subprocess(args.config, ["model.use_text=false"], args.epochs))
-        with_text.append(_measure_in_subprocess(args.config, [], args.epochs))
-    text_rate, ids_rate = max(with_text), max(ids_only)
-    ratio = ids_rate / text_rate
+        for name, overrides in VARIANTS.items():
+            rate = _measure_in_subprocess(args.config, [*args.set, *overrides], args.epochs)
+            runs[name].append(rate)
+    best = {name: max(rates) for name, rates in runs.items()}
+    ratio = best["ids_only"] / best["with_text"]
+    encoder = best["with_text"] / best["self_attention"]
     print(
-        f"runs (examples/s): text {[round(x) for x in with_text]}, "
-        f"ids only {[round(x) for x in ids_only]}"
+        "runs (examples/s): " + "; ".join(f"{n} {[round(x) for x in r]}" for n, r in runs.items())
     )
-    print(f"with text feature: {text_rate:9,.0f} examples/s (median epoch, best process)")
-    print(f"ids only:          {ids_rate:9,.0f} examples/s")
+    print(f"with text feature:  {best['with_text']:9,.0f} examples/s (median epoch, best process)")
+    print(f"ids only:           {best['ids_only']:9,.0f} examples/s")
+    print(f"self-attention:     {best['self_attention']:9,.0f} examples/s (with text)")
     print(f"text feature time / ids-only time: {ratio:.2f} (target ≤ 1.5)")
+    print(f"self-attention encoder time / mean pooling time: {encoder:.2f}")
     print(
         json.dumps(
             {
-                "with_text_examples_per_s": round(text_rate),
-                "ids_only_examples_per_s": round(ids_rate),
+                "with_text_examples_per_s": round(best["with_text"]),
+                "ids_only_examples_per_s": round(best["ids_only"]),
+                "self_attention_examples_per_s": round(best["self_attention"]),
                 "text_cost_ratio": round(ratio, 3),
+                "self_attention_cost_ratio": round(encoder, 3),
             }
         )
     )
