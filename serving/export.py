@@ -31,8 +31,9 @@ from pipeline.manifest import code_version, read_json, write_json_atomic
 from pipeline.progress import say
 from pipeline.staging import version_staging
 from pipeline.timestamps import format_timestamp
+from serving.buckets import batch_buckets
 from serving.deploy import write_deployment
-from serving.module import RecommenderServing, batch_buckets
+from serving.module import RecommenderServing
 from serving.versions import next_version, prune_versions
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
 

@@ -1,5 +1,7 @@
-"""Building blocks of the serving module, in process: id lists as TF Serving pads them, the
-relevance scale, and MMR on the model's own item vectors."""
+"""The serving module in process, over the exported fixture's trained model: MMR on the model's
+own item vectors, the compiled and executor paths side by side, explanations, and malformed
+requests. Its parts alone: tests/serving/test_ids.py, test_core.py, test_checks.py, test_index.py,
+test_buckets.py."""
 
 import dataclasses
 
@@ -9,39 +11,7 @@ import tensorflow as tf
 
 from models.train import load_feature_space, load_trained_model
 from serving import top_k
-from serving.module import RecommenderServing, first_occurrences, relative_likelihood
-
-
-@pytest.mark.parametrize("max_length", [4, 1000])  # pairwise comparison, then sorting
-def test_first_occurrences_ignore_padding_and_repeats(max_length):
-    ids = tf.constant([["a", "b", "a", "a"], ["", "c", "c", ""], ["d", "e", "f", "g"]])
-    assert first_occurrences(ids, max_length).numpy().tolist() == [
-        [True, True, False, False],
-        [False, True, False, False],
-        [True, True, True, True],
-    ]
-
-
-@pytest.mark.parametrize("width", [0, 1, 37])
-def test_first_occurrences_ways_agree(width):
-    rng = np.random.default_rng(width)
-    ids = tf.constant(rng.choice(["", "a", "b", "c", "d", "e"], size=(3, width)), tf.string)
-    pairwise = first_occurrences(ids, 8).numpy()
-    sorting = first_occurrences(ids, 1000).numpy()
-    np.testing.assert_array_equal(pairwise, sorting)
-    for row, flags in zip(ids.numpy(), pairwise, strict=True):
-        seen = set()
-        for item, flag in zip(row, flags, strict=True):
-            assert flag == (item != b"" and item not in seen)
-            seen.add(item)
-
-
-def test_relative_likelihood_is_one_for_the_best_valid_candidate():
-    scores = tf.constant([[2.0, 1.0, 5.0], [0.0, -1.0, -3.0]])
-    valid = tf.constant([[True, True, False], [True, True, True]])
-    out = relative_likelihood(scores, valid).numpy()
-    np.testing.assert_allclose(out[0], [1.0, np.exp(-1.0), 0.0], rtol=1e-6)
-    np.testing.assert_allclose(out[1], [1.0, np.exp(-1.0), np.exp(-3.0)], rtol=1e-6)
+from serving.module import RecommenderServing
 
 
 def test_mmr_on_candidate_vectors_handles_ids_outside_the_catalog(exported):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from serving import top_k
-from serving.module import _NEG  # what retrieval writes over excluded items
+from serving.core import NEG  # what retrieval writes over excluded items
 from serving.top_k import block_width, blocked_top_k
 
 
@@ -60,8 +60,8 @@ def test_excluded_items_come_last_and_only_when_needed():
     fill the top only after every other score, lowest index first."""
     rng = np.random.default_rng(3)
     scores = rng.normal(size=(2, 500)).astype(np.float32)
-    scores[0, 20:] = _NEG  # 20 left: the top 30 ends with 10 excluded items
-    scores[1, ::3] = _NEG
+    scores[0, 20:] = NEG  # 20 left: the top 30 ends with 10 excluded items
+    scores[1, ::3] = NEG
     _assert_same(scores, 30, 6)
 
 
