@@ -24,14 +24,15 @@ import time
 from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import google_crc32c
 import numpy as np
 
-from pipeline import preprocess, reasons, schema, splits
-from pipeline.config import load_config
+from pipeline import preprocess, reasons, splits
+from pipeline.core import schema
+from pipeline.core.config import load_config
 from pipeline.formats import decode_record, iter_raw_records, raw_text
 from pipeline.history import build_timeline
 from pipeline.inputs import plan_inputs

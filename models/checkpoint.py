@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from pipeline.errors import RecsysError
+from pipeline.core.errors import RecsysError
 
 __all__ = ["Checkpoint", "CheckpointError", "load_bert_weights", "resolve_checkpoint"]
 

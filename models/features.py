@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import schema
-from pipeline.errors import DataError
+from pipeline.core import schema
+from pipeline.core.errors import DataError
 
 __all__ = ["FeatureSpace"]
 
@@ -94,7 +94,7 @@ class FeatureSpace:
         users, user_train = _read_counts(schema.output_pattern(preprocess_dir, "counts_users"))
         items, item_train = _read_counts(schema.output_pattern(preprocess_dir, "counts_items"))
         categories, _ = _read_counts(schema.output_pattern(preprocess_dir, "counts_categories"))
-        from pipeline.reader import read_all
+        from pipeline.core.reader import read_all
 
         category_index = {c: i for i, c in enumerate(categories)}
         catalog = {
@@ -134,7 +134,7 @@ def _labels_are_constant(preprocess_dir: str) -> bool:
 
 
 def _read_embeddings(embeddings_dir: str, items: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from pipeline.reader import read_all
+    from pipeline.core.reader import read_all
 
     records = {
         r["item_id"]: r

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from models.checkpoint import Checkpoint, load_bert_weights, resolve_checkpoint
 from models.tokenizer import BertTokenizerLayer
-from pipeline.config import TEXT_POOLINGS as POOLINGS
+from pipeline.core.config import TEXT_POOLINGS as POOLINGS
 
 __all__ = ["TextEncoder", "build_text_encoder", "encode_texts", "export_text_encoder"]
 

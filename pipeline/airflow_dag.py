@@ -11,10 +11,10 @@ any other failure (a missing input file, a busy work directory, a crash) is wort
 retries. BashOperator retries every non-zero status alike; `RecsysStepOperator` raises
 `AirflowFailException` for the gate and a plain `AirflowException` otherwise.
 
-Everything scheduling-related comes from the config's `run` section (`pipeline/config/run.py`):
+Everything scheduling-related comes from the config's `run` section (`pipeline/core/config/run.py`):
 schedule, start date, retries, retry delay, DAG id and whether the demo's sample-data step runs.
-Only `pipeline.config` and `pipeline.steps` are imported here; both are light enough for the
-scheduler, which parses this file every few seconds.
+Only `pipeline.core.config` and `pipeline.core.steps` are imported here; both are light enough for
+the scheduler, which parses this file every few seconds.
 
 Use it in one of two ways:
 
@@ -50,9 +50,9 @@ try:  # where newer Airflow 3 releases keep them (airflow.exceptions has depreca
 except ImportError:  # early Airflow 3 releases
     from airflow.exceptions import AirflowException, AirflowFailException
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.steps import steps_for
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
+from pipeline.core.steps import steps_for
 
 __all__ = ["EXIT_GATE_BLOCKED", "RecsysStepOperator", "build_dag", "dag"]
 

@@ -20,11 +20,11 @@ import time
 import traceback
 from collections.abc import Callable
 
-from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError, NoSpaceLeft, RecsysError
+from pipeline.core.config import Config, load_config
+from pipeline.core.errors import ConfigError, NoSpaceLeft, RecsysError
+from pipeline.core.steps import STEPS
 from pipeline.gate import best_baseline
 from pipeline.status import status_report
-from pipeline.steps import STEPS
 
 __all__ = ["main"]
 
@@ -47,7 +47,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sample_data(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from pipeline.progress import ProgressBar, say
+    from pipeline.core.progress import ProgressBar, say
     from pipeline.sample_data import generate, write_sample_data
 
     cfg = config.sample_data
@@ -64,7 +64,8 @@ def _cmd_sample_data(config: Config, args: argparse.Namespace, extra: list[str])
 
 
 def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from pipeline import preprocess, schema
+    from pipeline import preprocess
+    from pipeline.core import schema
 
     manifest = preprocess.run(config, extra)
     out = config.step_dir("preprocess")
@@ -103,7 +104,8 @@ def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) 
 
 
 def _cmd_embed_items(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from pipeline import embed_items, schema
+    from pipeline import embed_items
+    from pipeline.core import schema
 
     manifest = embed_items.run(config, extra)
     if manifest.get("skipped"):
@@ -514,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.overrides)
         if args.command in _WRITERS:
-            from pipeline.lock import work_dir_lock
-            from pipeline.staging import sweep_staging
+            from pipeline.core.lock import work_dir_lock
+            from pipeline.core.staging import sweep_staging
 
             with work_dir_lock(config.work_dir):
                 sweep_staging(config)

@@ -24,9 +24,9 @@ import csv
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline import schema
+from pipeline.core import schema
+from pipeline.core.manifest import read_json
 from pipeline.gate import Check
-from pipeline.manifest import read_json
 
 __all__ = ["TOP_ITEMS", "data_profile", "drift_checks", "popularity_shift"]
 

@@ -2,8 +2,8 @@
 
 Reads the catalog written by `recsys preprocess` (its `text` feature, composed from
 `text.fields`), and writes one record per item to `<work_dir>/embeddings/` (schema
-`pipeline.schema.EMBEDDINGS`). An item whose text hash is unchanged since the last run, with the
-same encoder (checkpoint files and settings), keeps its previous vector instead of being encoded
+`pipeline.core.schema.EMBEDDINGS`). An item whose text hash is unchanged since the last run, with
+the same encoder (checkpoint files and settings), keeps its previous vector instead of being encoded
 again. An item with empty text gets `has_text = 0` and no vector.
 
 With `model.use_text` off nothing reads the embeddings, so the step loads no encoder and encodes
@@ -24,15 +24,15 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from pipeline import schema
-from pipeline.beam_step import SUMMARY, pipeline_options, run_step, write_json
-from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.manifest import code_version, publish_dir, read_json, write_json_atomic
-from pipeline.progress import say
-from pipeline.staging import staging_dir
+from pipeline.core import schema
+from pipeline.core.beam_step import SUMMARY, pipeline_options, run_step, write_json
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import code_version, publish_dir, read_json, write_json_atomic
+from pipeline.core.progress import say
+from pipeline.core.staging import staging_dir
+from pipeline.core.timestamps import format_timestamp
 from pipeline.text_inference import TextEncoderModelHandler
-from pipeline.timestamps import format_timestamp
 
 __all__ = ["PlanEmbeddings", "encoder_fingerprint", "run", "text_hash"]
 

@@ -28,7 +28,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import movielens, reasons
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.reasons import RecordError
 
 __all__ = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pipeline.errors import RecsysError
+from pipeline.core.errors import RecsysError
 
 __all__ = [
     "LOWER_IS_BETTER",

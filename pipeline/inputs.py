@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import movielens
-from pipeline.config import Config, EventFields, ItemFields
-from pipeline.errors import DataError
+from pipeline.core.config import Config, EventFields, ItemFields
+from pipeline.core.errors import DataError
 from pipeline.formats import FileFormat
 from pipeline.records import EventParser, ItemParser
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import reasons
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.reasons import RecordError
 
 __all__ = ["DECODERS", "Layout", "SideFile", "detect_layout"]

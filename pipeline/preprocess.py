@@ -18,8 +18,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.stats import ApproximateQuantiles
 
-from pipeline import schema, splits
-from pipeline.beam_step import (
+from pipeline import splits
+from pipeline.core import schema
+from pipeline.core.beam_step import (
     SUMMARY,
     count_lines,
     failed_dir,
@@ -28,14 +29,14 @@ from pipeline.beam_step import (
     write_json,
     write_lines,
 )
-from pipeline.config import Config, SplitConfig
-from pipeline.errors import DataError
+from pipeline.core.config import Config, SplitConfig
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import code_version, fingerprint_files, read_json, write_json_atomic
+from pipeline.core.progress import say
+from pipeline.core.timestamps import format_timestamp, parse_timestamp
 from pipeline.formats import FileFormat
 from pipeline.inputs import InputPlan, plan_inputs
-from pipeline.manifest import code_version, fingerprint_files, read_json, write_json_atomic
-from pipeline.progress import say
 from pipeline.stats import summarize
-from pipeline.timestamps import format_timestamp, parse_timestamp
 from pipeline.transforms import (
     DEAD,
     SIDE_INPUTS,

@@ -18,7 +18,7 @@ Push is the exception to "outputs still there": `recsys rollback` moves the push
 aside on purpose, and the next run must not push the rolled-back model again. It is pushed
 again only when a new model is exported (or with `--force`).
 
-The whole run holds the work-directory lock (`pipeline/lock.py`): a second run on the same
+The whole run holds the work-directory lock (`pipeline/core/lock.py`): a second run on the same
 work_dir is refused with the holder's name, and a crashed holder leaves no lock behind.
 """
 
@@ -32,21 +32,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import ConfigError, RecsysError
-from pipeline.lock import work_dir_lock
-from pipeline.manifest import (
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, RecsysError
+from pipeline.core.lock import work_dir_lock
+from pipeline.core.manifest import (
     code_version,
     file_sha256,
     fingerprint_files,
     read_json,
     write_json_atomic,
 )
-from pipeline.progress import say
-from pipeline.staging import sweep_staging
-from pipeline.steps import STEPS, steps_for
-from pipeline.timestamps import format_timestamp
+from pipeline.core.progress import say
+from pipeline.core.staging import sweep_staging
+from pipeline.core.steps import STEPS, steps_for
+from pipeline.core.timestamps import format_timestamp
 
 __all__ = ["RUNS_DIR", "STEP_SPECS", "StepSpec", "code_fingerprint", "record_path", "run"]
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import SampleDataConfig
+from pipeline.core.config import SampleDataConfig
 
 __all__ = [
     "EVENT_TYPES",

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.timestamps import format_timestamp
+from pipeline.core.timestamps import format_timestamp
 
 __all__ = ["log2_bucket", "merge_stats", "summarize"]
 

@@ -10,8 +10,8 @@ import json
 import os
 from typing import Any
 
-from pipeline.config import Config
-from pipeline.steps import STEPS
+from pipeline.core.config import Config
+from pipeline.core.steps import STEPS
 
 __all__ = ["status_report"]
 

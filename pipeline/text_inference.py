@@ -12,7 +12,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from pipeline.config import TextConfig
+from pipeline.core.config import TextConfig
 
 __all__ = ["TextEncoderModelHandler"]
 

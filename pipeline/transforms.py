@@ -19,7 +19,9 @@ import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from pipeline import reasons, schema
+from pipeline import reasons
+from pipeline.core import schema
+from pipeline.core.timestamps import format_timestamp
 from pipeline.formats import FileFormat, decode_record, raw_text, read_file
 from pipeline.history import build_timeline
 from pipeline.reasons import RecordError
@@ -43,7 +45,6 @@ from pipeline.splits import (
     smallest_distinct,
 )
 from pipeline.stats import log2_bucket, merge_stats
-from pipeline.timestamps import format_timestamp
 
 __all__ = [
     "BuildTimelines",

@@ -1,3 +1,3 @@
 """recsys-pipeline package; TFRS needs Keras 2, so tf-keras is selected before TensorFlow loads."""
 
-import pipeline.keras2  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)
+import pipeline.core.keras2  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS)

@@ -48,7 +48,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline.errors import RecsysError
+from pipeline.core.errors import RecsysError
 from serving.http_deadline import urlopen_with_deadline
 from serving.requests import Inputs, RequestError, prepare_inputs, recommend_request
 from serving.signatures import SIGNATURES

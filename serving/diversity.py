@@ -27,12 +27,12 @@ from models import metrics as m
 from models.evaluate import eval_queries, output_dir
 from models.features import FeatureSpace
 from models.train import load_feature_space
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.manifest import write_json_atomic
-from pipeline.progress import ProgressBar, say
-from pipeline.reader import make_dataset
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import write_json_atomic
+from pipeline.core.progress import ProgressBar, say
+from pipeline.core.reader import make_dataset
 from serving.versions import latest_version
 
 __all__ = ["LAMBDAS", "diversity_sweep", "drop_seen", "frontier_summary"]
@@ -245,7 +245,7 @@ def _plot(output: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.manifest import write_bytes_atomic
+    from pipeline.core.manifest import write_bytes_atomic
 
     points = output["points"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

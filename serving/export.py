@@ -24,13 +24,13 @@ from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 from models.features import FeatureSpace
 from models.train import load_feature_space, load_trained_model, trained_id
-from pipeline.config import Config
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import code_version, read_json, write_json_atomic
+from pipeline.core.progress import say
+from pipeline.core.staging import version_staging
+from pipeline.core.timestamps import format_timestamp
 from pipeline.drift import data_profile
-from pipeline.errors import DataError
-from pipeline.manifest import code_version, read_json, write_json_atomic
-from pipeline.progress import say
-from pipeline.staging import version_staging
-from pipeline.timestamps import format_timestamp
 from serving.buckets import batch_buckets
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError
-from pipeline.manifest import read_json
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.manifest import read_json
 from serving.client import GrpcClient, RestClient, ServingError, decode_strings
 from serving.requests import prepare_inputs, recommend_request
 from serving.versions import latest_version
@@ -121,7 +121,7 @@ def item_titles(config: Config) -> dict[str, str]:
 
     if not glob.glob(pattern):
         return {}
-    from pipeline.reader import read_all
+    from pipeline.core.reader import read_all
 
     return {r["item_id"]: r["title"] for r in read_all(pattern, schema.ITEMS)}
 

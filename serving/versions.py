@@ -17,7 +17,7 @@ A pushed version is a fresh copy: its files and folders get the modes the umask 
 (normally 644 and 755), not the source's, so a server running as another user can read it.
 Before anything is moved or deleted, the model folder must resolve to a folder inside the base
 it names (`<base>/<name>`: not `<base>/..`, not a link to elsewhere) and each version folder to
-one inside the model folder (`pipeline.staging.check_inside`).
+one inside the model folder (`pipeline.core.staging.check_inside`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import re
 import shutil
 import time
 
-from pipeline.errors import DataError
-from pipeline.staging import check_inside, version_staging
+from pipeline.core.errors import DataError
+from pipeline.core.staging import check_inside, version_staging
 
 __all__ = [
     "ROLLED_BACK",

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-import pipeline.keras2  # noqa: F401  (before any test module imports TensorFlow)
+import pipeline.core.keras2  # noqa: F401  (before any test module imports TensorFlow)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MOVIELENS_100K = REPO_ROOT.parent / "shared" / "data" / "movielens-100k"

@@ -13,7 +13,7 @@ import pytest
 
 from models import evaluate, train
 from pipeline import embed_items, preprocess
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

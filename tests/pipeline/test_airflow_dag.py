@@ -32,7 +32,7 @@ import time
 import pytest
 import yaml
 
-from pipeline.steps import STEPS, steps_for
+from pipeline.core.steps import STEPS, steps_for
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

@@ -31,8 +31,8 @@ _LIMIT = 60
 _RUN = """
 import fcntl, json, os, subprocess, sys, time
 
-from pipeline.beam_worker import leftover_workers
-from pipeline.lock import LOCK_FILE
+from pipeline.core.beam_worker import leftover_workers
+from pipeline.core.lock import LOCK_FILE
 
 config, work, limit, tmpfs = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 if tmpfs:

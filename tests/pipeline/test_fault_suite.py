@@ -22,8 +22,8 @@ import time
 import pytest
 import yaml
 
-from pipeline.beam_worker import leftover_workers
-from pipeline.lock import LOCK_FILE
+from pipeline.core.beam_worker import leftover_workers
+from pipeline.core.lock import LOCK_FILE
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

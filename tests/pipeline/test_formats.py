@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import reasons
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.formats import (
     FileFormat,
     RawProblem,

@@ -8,13 +8,14 @@ from collections import Counter
 
 import pytest
 
-from pipeline import preprocess, reasons, schema
-from pipeline.config import load_config
-from pipeline.errors import DataError
+from pipeline import preprocess, reasons
+from pipeline.core import schema
+from pipeline.core.config import load_config
+from pipeline.core.errors import DataError
+from pipeline.core.reader import read_all
 from pipeline.formats import FileFormat, decode_record, iter_raw_records
 from pipeline.inputs import plan_inputs
 from pipeline.movielens import Layout, SideFile, detect_layout
-from pipeline.reader import read_all
 from pipeline.reasons import RecordError
 from pipeline.run import STEP_SPECS
 from tests.conftest import MOVIELENS_100K, REPO_ROOT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import reasons
-from pipeline.config import EventFields, ItemFields, ValidationConfig
+from pipeline.core.config import EventFields, ItemFields, ValidationConfig
 from pipeline.reasons import RecordError
 from pipeline.records import Event, EventParser, Item, ItemParser, dead_letter, item_text
 

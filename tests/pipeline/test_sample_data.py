@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import sample_data
-from pipeline.config import SampleDataConfig
+from pipeline.core.config import SampleDataConfig
 from pipeline.sample_data import (
     EVENT_TYPES,
     LOG_START,

@@ -1,6 +1,7 @@
 """Each composite transform of the preprocess job, on TestPipeline with hand-made inputs.
 
-The pipelines run on the FnApiRunner, as the steps' DirectRunner jobs do (`pipeline/beam_step.py`).
+The pipelines run on the FnApiRunner, as the steps' DirectRunner jobs do
+(`pipeline/core/beam_step.py`).
 """
 
 import json
@@ -11,8 +12,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import reasons, schema
-from pipeline.config import EventFields, ItemFields, ValidationConfig
+from pipeline import reasons
+from pipeline.core import schema
+from pipeline.core.config import EventFields, ItemFields, ValidationConfig
 from pipeline.formats import FileFormat
 from pipeline.records import Event, EventParser, Item, ItemParser
 from pipeline.splits import SplitRule

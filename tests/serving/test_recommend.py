@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from serving.diversity import diversity_sweep, drop_seen, frontier_summary
 from serving.recommend import (
     connect,
