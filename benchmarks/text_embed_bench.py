@@ -34,7 +34,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from models.text_encoder import build_text_encoder, encode_texts
 from pipeline.core.beam_step import new_pipeline, pipeline_options
 from pipeline.core.config import load_config
-from pipeline.records import Item, item_text
+from pipeline.preprocess.records import Item, item_text
 from pipeline.sample_data import generate
 from pipeline.text_inference import TextEncoderModelHandler
 

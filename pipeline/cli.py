@@ -64,8 +64,8 @@ def _cmd_sample_data(config: Config, args: argparse.Namespace, extra: list[str])
 
 
 def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from pipeline import preprocess
     from pipeline.core import schema
+    from pipeline.preprocess import preprocess
 
     manifest = preprocess.run(config, extra)
     out = config.step_dir("preprocess")

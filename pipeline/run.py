@@ -56,7 +56,7 @@ _NOT_STEPS = {"airflow_dag.py"}  # scheduling code: editing it changes no step's
 
 
 def _data_files(config: Config) -> list[str]:
-    from pipeline.inputs import plan_inputs
+    from pipeline.preprocess.inputs import plan_inputs
 
     plan = plan_inputs(config)
     return [*plan.event_files, *plan.item_files, *plan.side_files]

@@ -167,7 +167,8 @@ def build_once(tmp_path_factory, name: str, build) -> pathlib.Path:
 
 
 def _prepare(folder: pathlib.Path):
-    from pipeline import embed_items, preprocess
+    from pipeline import embed_items
+    from pipeline.preprocess import preprocess
     from pipeline.sample_data import generate, write_sample_data
     from tests.models.conftest import small_config
     from tests.models.tiny_bert import write_checkpoint

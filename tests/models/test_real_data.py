@@ -12,8 +12,9 @@ import os
 import pytest
 
 from models import evaluate, train
-from pipeline import embed_items, preprocess
+from pipeline import embed_items
 from pipeline.core.config import load_config
+from pipeline.preprocess import preprocess
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

@@ -2,7 +2,7 @@
 
 Partial statistics are nested dicts of numbers. Merging adds numbers, except keys ending in `_min`
 or `_max`, which keep the extreme; nested dicts merge key by key. `summarize` turns the merged
-totals into the readable `stats.json`.
+totals into the readable `stats.json`, and `plot_stats` draws it as `stats.png`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import Any
 
 from pipeline.core.timestamps import format_timestamp
 
-__all__ = ["log2_bucket", "merge_stats", "summarize"]
+__all__ = ["log2_bucket", "merge_stats", "plot_stats", "summarize"]
+
+# The temporal split's cutoffs drawn on the events-per-day plot: rule key, legend, colour.
+_CUTOFF_MARKS = (
+    ("validation_cutoff", "validation from here", "#7f7f7f"),
+    ("cutoff", "eval from here", "#c00000"),
+)
 
 
 def merge_stats(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,3 +113,41 @@ def summarize(
 
 def _sorted_buckets(histogram: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(histogram.items(), key=lambda kv: int(kv[0].split("-")[0])))
+
+
+def plot_stats(
+    stats: dict[str, Any], item_counts: dict[str, tuple], path: str, rule: dict[str, Any]
+) -> None:
+    """Events per day (with the temporal split's cutoffs) and the item popularity curve, for a
+    person skimming the run."""
+    if "://" in path:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_days, ax_pop) = plt.subplots(1, 2, figsize=(11, 3.8))
+    per_day = stats["events"]["per_day"]
+    if per_day:
+        ax_days.bar(range(len(per_day)), list(per_day.values()), width=1.0, color="#4472c4")
+        ticks = list(range(0, len(per_day), max(1, len(per_day) // 6)))
+        ax_days.set_xticks(ticks, [list(per_day)[i] for i in ticks], rotation=30, fontsize=7)
+        marks = [(key, label, color) for key, label, color in _CUTOFF_MARKS if rule.get(key)]
+        for key, label, color in marks:
+            day = format_timestamp(rule[key])[:10]
+            index = sum(1 for d in per_day if d < day)
+            ax_days.axvline(index - 0.5, color=color, linestyle="--", label=label)
+        if marks:
+            ax_days.legend(loc="lower left", fontsize=8)
+    ax_days.set_title("Kept events per day")
+    ax_days.set_ylabel("events")
+    popularity = sorted((c[1] for c in item_counts.values() if c[1] > 0), reverse=True)
+    if popularity:
+        ax_pop.loglog(range(1, len(popularity) + 1), popularity, color="#c55a11")
+    ax_pop.set_title("Item popularity (all kept events)")
+    ax_pop.set_xlabel("item rank")
+    ax_pop.set_ylabel("events")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.history import TimelineEvent, build_timeline
-from pipeline.records import Event
+from pipeline.preprocess.history import TimelineEvent, build_timeline
+from pipeline.preprocess.records import Event
 
 
 def ev(item: str, timestamp: int, line: int, event_type: str = "click", source="e.jsonl"):

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import reasons
 from pipeline.core.errors import DataError
-from pipeline.formats import (
+from pipeline.preprocess import reasons
+from pipeline.preprocess.formats import (
     FileFormat,
     RawProblem,
     decode_record,
@@ -22,7 +22,7 @@ from pipeline.formats import (
     raw_text,
     read_file,
 )
-from pipeline.reasons import RecordError
+from pipeline.preprocess.reasons import RecordError
 
 LINES = FileFormat("lines", "json")
 CSV = FileFormat("csv", "row")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipeline.stats import log2_bucket, merge_stats, summarize
+from pipeline.preprocess.stats import log2_bucket, merge_stats, summarize
 
 
 def test_merge_stats_sums_keeps_extremes_and_merges_nested():

@@ -8,15 +8,15 @@ from collections import Counter
 
 import pytest
 
-from pipeline import preprocess, reasons
 from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
 from pipeline.core.reader import read_all
-from pipeline.formats import FileFormat, decode_record, iter_raw_records
-from pipeline.inputs import plan_inputs
-from pipeline.movielens import Layout, SideFile, detect_layout
-from pipeline.reasons import RecordError
+from pipeline.preprocess import preprocess, reasons
+from pipeline.preprocess.formats import FileFormat, decode_record, iter_raw_records
+from pipeline.preprocess.inputs import plan_inputs
+from pipeline.preprocess.movielens import Layout, SideFile, detect_layout
+from pipeline.preprocess.reasons import RecordError
 from pipeline.run import STEP_SPECS
 from tests.conftest import MOVIELENS_100K, REPO_ROOT
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.history import TimelineEvent
-from pipeline.records import Event
+from pipeline.preprocess.history import TimelineEvent
+from pipeline.preprocess.records import Event
 
 __all__ = [
     "EVAL",

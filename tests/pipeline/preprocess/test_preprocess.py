@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from pipeline import preprocess, reasons, splits
 from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
 from pipeline.core.reader import read_all
+from pipeline.preprocess import preprocess, reasons, splits
 from pipeline.sample_data import generate, write_sample_data
 from tests.conftest import MOVIELENS_100K
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from pipeline import reasons
 from pipeline.core.config import TEXT_FIELDS, EventFields, ItemFields, ValidationConfig
 from pipeline.core.timestamps import TimestampError, parse_timestamp
-from pipeline.reasons import RecordError
+from pipeline.preprocess import reasons
+from pipeline.preprocess.reasons import RecordError
 
 __all__ = ["TEXT_FIELDS", "Event", "EventParser", "Item", "ItemParser", "dead_letter", "item_text"]
 

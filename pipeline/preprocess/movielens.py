@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import reasons
 from pipeline.core.errors import DataError
-from pipeline.reasons import RecordError
+from pipeline.preprocess import reasons
+from pipeline.preprocess.reasons import RecordError
 
 __all__ = ["DECODERS", "Layout", "SideFile", "detect_layout"]
 
@@ -31,7 +31,8 @@ class SideFile:
     Attributes:
       kind: `tag` (joined into the item's extra text) or `plot` (becomes its description); the
         decoder returns `item_id` and a field of this name.
-      path / reader / decoder: The file, its reader (see `pipeline.formats`) and decoder name.
+      path / reader / decoder: The file, its reader (see `pipeline.preprocess.formats`) and
+        decoder name.
     """
 
     kind: str
@@ -47,7 +48,7 @@ class Layout:
     Attributes:
       name: `ml-100k`, `ml-1m` or `ml-latest` (the small and full ml-latest share a layout).
       events_path / items_path: Files of ratings and movies.
-      events_reader / items_reader: `lines` or `csv` (see `pipeline.formats`).
+      events_reader / items_reader: `lines` or `csv` (see `pipeline.preprocess.formats`).
       events_decoder / items_decoder: Decoder names in `DECODERS`.
       side_files: Optional files of item text found beside them: ml-latest's `tags.csv`, the
         `movies_extrainfos.dat` of plots that ml-1m copies from the MeLU paper carry.

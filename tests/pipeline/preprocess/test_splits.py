@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.history import TimelineEvent
-from pipeline.records import Event
-from pipeline.splits import (
+from pipeline.preprocess.history import TimelineEvent
+from pipeline.preprocess.records import Event
+from pipeline.preprocess.splits import (
     EVAL,
     TRAIN,
     VALIDATION,

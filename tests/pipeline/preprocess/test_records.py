@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import reasons
 from pipeline.core.config import EventFields, ItemFields, ValidationConfig
-from pipeline.reasons import RecordError
-from pipeline.records import Event, EventParser, Item, ItemParser, dead_letter, item_text
+from pipeline.preprocess import reasons
+from pipeline.preprocess.reasons import RecordError
+from pipeline.preprocess.records import Event, EventParser, Item, ItemParser, dead_letter, item_text
 
 LIMITS = ValidationConfig(max_id_bytes=8, max_field_bytes=20)
 RATED = EventFields(rating="rating", weight="weight")

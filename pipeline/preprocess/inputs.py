@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import movielens
 from pipeline.core.config import Config, EventFields, ItemFields
 from pipeline.core.errors import DataError
-from pipeline.formats import FileFormat
-from pipeline.records import EventParser, ItemParser
+from pipeline.preprocess import movielens
+from pipeline.preprocess.formats import FileFormat
+from pipeline.preprocess.records import EventParser, ItemParser
 
 __all__ = ["InputPlan", "SideInput", "match_files", "plan_inputs"]
 
@@ -25,7 +25,7 @@ class SideInput:
 
     Attributes:
       kind: `tag` (MovieLens tags: joined into the item's extra text) or `plot` (ml-1m plots: the
-        item's description); see `pipeline.transforms.ResolveItems`.
+        item's description); see `pipeline.preprocess.items.ResolveItems`.
       files: Matched files.
       fmt: How to read them; the decoder returns `item_id` and a field named `kind`.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.vocab import counts_lines, merge_counts, select_vocabulary
+from pipeline.preprocess.vocab import counts_lines, merge_counts, select_vocabulary
 
 COUNTS = {
     "b": (5, 6),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from pipeline.records import Event
+from pipeline.preprocess.records import Event
 
 __all__ = ["TimelineEvent", "build_timeline"]
 

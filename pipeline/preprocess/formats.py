@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import movielens, reasons
 from pipeline.core.errors import DataError
-from pipeline.reasons import RecordError
+from pipeline.preprocess import movielens, reasons
+from pipeline.preprocess.reasons import RecordError
 
 __all__ = [
     "DECODERS",
