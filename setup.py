@@ -37,7 +37,7 @@ setup(
     packages=find_packages(
         include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*"]
     ),
-    package_data={"": ["*.yaml"]},
+    package_data={"": ["*.yaml", "*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "ruff==0.17.6"],

@@ -52,6 +52,7 @@ __all__ = ["RUNS_DIR", "STEP_SPECS", "StepSpec", "code_fingerprint", "record_pat
 
 RUNS_DIR = "runs"
 _PACKAGES = ("pipeline", "models", "serving")
+_SOURCES = (".py", ".json")  # code, and the data it ships (the sample data's words.json)
 _NOT_STEPS = {"airflow_dag.py"}  # scheduling code: editing it changes no step's output
 
 
@@ -159,14 +160,14 @@ assert tuple(STEP_SPECS) == STEPS, "every step needs a spec, in pipeline order"
 
 
 def code_fingerprint() -> str:
-    """The package version and a hash of every source file of the pipeline's packages (the
-    scheduler's DAG file aside)."""
+    """The package version and a hash of every source and data file of the pipeline's packages
+    (the scheduler's DAG file aside)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256()
     for package in _PACKAGES:
         for folder, dirs, files in sorted(os.walk(os.path.join(root, package))):
             dirs.sort()
-            for name in sorted(f for f in files if f.endswith(".py") and f not in _NOT_STEPS):
+            for name in sorted(f for f in files if f.endswith(_SOURCES) and f not in _NOT_STEPS):
                 path = os.path.join(folder, name)
                 digest.update(os.path.relpath(path, root).encode())
                 digest.update(file_sha256(path).encode())

@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import sample_data
 from pipeline.core.config import SampleDataConfig
 from pipeline.sample_data import (
     EVENT_TYPES,
@@ -21,7 +20,10 @@ from pipeline.sample_data import (
     SampleData,
     generate,
     write_sample_data,
+    writers,
 )
+from pipeline.sample_data.catalog import build_catalog
+from pipeline.sample_data.vocabulary import CATEGORIES
 
 SMALL = SampleDataConfig(n_users=200, n_items=300, seed=3)
 
@@ -118,10 +120,10 @@ def test_categories_and_descriptions(small):
 
 
 def test_text_states_the_latent_style():
-    items, catalog = sample_data._build_catalog(SMALL, np.random.default_rng(SMALL.seed))
+    items, catalog = build_catalog(SMALL, np.random.default_rng(SMALL.seed))
     assert items == generate(SMALL).items
     for item, c, s in zip(items, catalog.category, catalog.style, strict=True):
-        category = sample_data._CATEGORIES[int(c)]
+        category = CATEGORIES[int(c)]
         assert item["categories"][0] == category.name
         if item["description"]:
             assert category.styles[int(s)][0] in item["description"]
@@ -144,7 +146,7 @@ def _top_style_share(
 def test_users_prefer_styles_beyond_popularity(default_run):
     data, _ = default_run
     cfg = SampleDataConfig()
-    items, catalog = sample_data._build_catalog(cfg, np.random.default_rng(cfg.seed))
+    items, catalog = build_catalog(cfg, np.random.default_rng(cfg.seed))
     ids = [item["item_id"] for item in items]
     category_of = {i["item_id"]: i["categories"][0] for i in items}
     style_of = dict(zip(ids, catalog.style.tolist(), strict=True))
@@ -248,7 +250,7 @@ def test_failed_write_leaves_no_temp_file(small, tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sample_data.os, "replace", fail)
+    monkeypatch.setattr(writers.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_sample_data(small, str(tmp_path), "csv")
     assert os.listdir(tmp_path) == []
