@@ -25,8 +25,8 @@ import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 
 
 # isort: split
 from models import evaluate, train
-from pipeline import embed_items
 from pipeline.core.config import load_config
+from pipeline.embed import embed_items
 from pipeline.preprocess import preprocess
 
 # The tutorials' published figures (tensorflow.org/recommenders): basic retrieval after 3 epochs,

@@ -37,11 +37,11 @@ import numpy as np
 import tensorflow as tf
 
 from models.query_blend import text_index
-from models.text_encoder import build_text_encoder, encode_texts
 from models.train import load_feature_space, load_trained_model
 from pipeline.core import schema
 from pipeline.core.config import Config, load_config
 from pipeline.core.reader import read_all
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts
 from serving.module import RecommenderServing
 
 __all__ = ["first_sentence", "query_search"]

@@ -41,9 +41,9 @@ import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 
 
 # isort: split
 from models import evaluate, train
-from pipeline import embed_items
 from pipeline.core.config import load_config
 from pipeline.core.manifest import write_json_atomic
+from pipeline.embed import embed_items
 from pipeline.preprocess import preprocess
 
 ML1M = "movielens-1m-users1-2999"

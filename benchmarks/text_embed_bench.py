@@ -31,12 +31,12 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from models.text_encoder import build_text_encoder, encode_texts
 from pipeline.core.beam_step import new_pipeline, pipeline_options
 from pipeline.core.config import load_config
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts
+from pipeline.embed.text_inference import TextEncoderModelHandler
 from pipeline.preprocess.records import Item, item_text
 from pipeline.sample_data import generate
-from pipeline.text_inference import TextEncoderModelHandler
 
 
 def catalog_texts(config, n_items: int | None) -> list[str]:

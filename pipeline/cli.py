@@ -104,8 +104,8 @@ def _cmd_preprocess(config: Config, args: argparse.Namespace, extra: list[str]) 
 
 
 def _cmd_embed_items(config: Config, args: argparse.Namespace, extra: list[str]) -> None:
-    from pipeline import embed_items
     from pipeline.core import schema
+    from pipeline.embed import embed_items
 
     manifest = embed_items.run(config, extra)
     if manifest.get("skipped"):

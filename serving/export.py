@@ -31,6 +31,7 @@ from pipeline.core.progress import say
 from pipeline.core.staging import version_staging
 from pipeline.core.timestamps import format_timestamp
 from pipeline.drift import data_profile
+from pipeline.embed import text_encoder
 from serving.buckets import batch_buckets
 from serving.deploy import write_deployment
 from serving.module import RecommenderServing
@@ -100,10 +101,8 @@ def _text_encoder(config: Config, space: FeatureSpace):
         say(f"export: no text encoder ({why}); the exported model refuses queries")
         return None
     say("export: loading the text encoder for free-text queries")
-    from models.text_encoder import build_text_encoder
-
     t = config.text
-    encoder = build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
+    encoder = text_encoder.build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
     if encoder.dimension != space.text_dim:
         raise DataError(
             f"text.checkpoint {t.checkpoint!r} gives {encoder.dimension}-d embeddings but the "

@@ -167,11 +167,11 @@ def build_once(tmp_path_factory, name: str, build) -> pathlib.Path:
 
 
 def _prepare(folder: pathlib.Path):
-    from pipeline import embed_items
+    from pipeline.embed import embed_items
     from pipeline.preprocess import preprocess
     from pipeline.sample_data import generate, write_sample_data
     from tests.models.conftest import small_config
-    from tests.models.tiny_bert import write_checkpoint
+    from tests.pipeline.embed.tiny_bert import write_checkpoint
 
     checkpoint = write_checkpoint(folder / "tiny")
     config = small_config(folder / "work", f"text.checkpoint={checkpoint}", "text.max_length=16")

@@ -453,7 +453,7 @@ def pipeline_runs(airflow_python, tmp_path_factory):
     DAG (the whole pipeline), then a DAG file of its own whose gate cannot pass (recall@50 of
     at least 1.01) on the same work directory, where `recsys run` skips every step before
     validate as unchanged."""
-    from tests.models.tiny_bert import write_checkpoint
+    from tests.pipeline.embed.tiny_bert import write_checkpoint
 
     tmp = tmp_path_factory.mktemp("airflow_e2e")
     home = tmp / "airflow"

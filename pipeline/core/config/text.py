@@ -19,7 +19,7 @@ class TextConfig:
     Attributes:
       checkpoint: A local Hugging Face directory (config.json, vocab.txt, model.safetensors /
         tf_model.h5 / pytorch_model.bin), `package:<module>` for a pip-installed checkpoint, or
-        a Hub name when online. See `models/checkpoint.py`.
+        a Hub name when online. See `pipeline/embed/checkpoint.py`.
       max_length: Longest token sequence, [CLS] and [SEP] included; longer texts are truncated.
       pooling: `mean` over tokens (default) or `cls`.
       normalize: L2-normalize embeddings.

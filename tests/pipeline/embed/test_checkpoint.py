@@ -1,6 +1,6 @@
 """Checkpoints: resolving specs, validating directories, and loading weights into TFBertModel.
 
-Tiny checkpoints come from `tests.models.tiny_bert` (PyTorch-named safetensors, as
+Tiny checkpoints come from `tests.pipeline.embed.tiny_bert` (PyTorch-named safetensors, as
 sentence-transformers ships them); the real all-MiniLM-L6-v2 checkpoint is used when its package
 is installed. Nothing here touches the network.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from models.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint
-from models.text_encoder import build_text_encoder
-from tests.models.tiny_bert import build_vocab, write_checkpoint
+from pipeline.embed.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint
+from pipeline.embed.text_encoder import build_text_encoder
+from tests.pipeline.embed.tiny_bert import build_vocab, write_checkpoint
 
 WEIGHT_FILES = ("model.safetensors", "tf_model.h5", "pytorch_model.bin")
 
@@ -348,7 +348,7 @@ def test_tf_h5_weights_load(tmp_path):
     """A checkpoint saved by transformers' TF classes (tf_model.h5) loads too."""
     from transformers import BertConfig, TFBertModel
 
-    from models.text_encoder import build_text_encoder
+    from pipeline.embed.text_encoder import build_text_encoder
 
     vocab = build_vocab()
     config = BertConfig(

@@ -35,7 +35,10 @@ class TextEncoderModelHandler(ModelHandler[str, PredictionResult, Any]):
         self._text = text
 
     def load_model(self):
-        from models.text_encoder import build_text_encoder, encode_texts
+        # Deliberately lazy, here and in run_inference: TensorFlow loads in the worker that runs
+        # the model (RunInference calls load_model there), not in the process that builds the
+        # pipeline, which with `model.use_text` off never needs it.
+        from pipeline.embed.text_encoder import build_text_encoder, encode_texts
 
         t = self._text
         encoder = build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
@@ -47,7 +50,7 @@ class TextEncoderModelHandler(ModelHandler[str, PredictionResult, Any]):
     def run_inference(
         self, batch: Sequence[str], model, inference_args: dict[str, Any] | None = None
     ) -> Iterable[PredictionResult]:
-        from models.text_encoder import encode_texts
+        from pipeline.embed.text_encoder import encode_texts  # lazy: see load_model
 
         texts = list(batch)
         vectors = encode_texts(model, texts, batch_size=self._text.batch_size)

@@ -32,7 +32,8 @@ from pipeline.core.manifest import code_version, publish_dir, read_json, write_j
 from pipeline.core.progress import say
 from pipeline.core.staging import staging_dir
 from pipeline.core.timestamps import format_timestamp
-from pipeline.text_inference import TextEncoderModelHandler
+from pipeline.embed.checkpoint import resolve_checkpoint
+from pipeline.embed.text_inference import TextEncoderModelHandler
 
 __all__ = ["PlanEmbeddings", "encoder_fingerprint", "run", "text_hash"]
 
@@ -46,8 +47,6 @@ def text_hash(text: str) -> str:
 
 def encoder_fingerprint(config: Config) -> str:
     """Identifies the encoder: checkpoint files and the settings that change its output."""
-    from models.checkpoint import resolve_checkpoint
-
     t = config.text
     settings = {"max_length": t.max_length, "pooling": t.pooling, "normalize": t.normalize}
     digest = hashlib.sha256(resolve_checkpoint(t.checkpoint).fingerprint().encode())

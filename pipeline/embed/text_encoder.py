@@ -2,8 +2,8 @@
 
 One encoder serves three places with identical results: the Beam `embed-items` job (item
 embeddings at scale), training (the candidate tower's text feature, the query tower's free-text
-query) and the exported SavedModel. Tokenization runs inside the graph (`models.tokenizer`), so
-the SavedModel takes raw strings.
+query) and the exported SavedModel. Tokenization runs inside the graph (`pipeline.embed.tokenizer`),
+so the SavedModel takes raw strings.
 """
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from models.checkpoint import Checkpoint, load_bert_weights, resolve_checkpoint
-from models.tokenizer import BertTokenizerLayer
 from pipeline.core.config import TEXT_POOLINGS as POOLINGS
+from pipeline.embed.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_bert_weights,
+    resolve_checkpoint,
+)
+from pipeline.embed.tokenizer import BertTokenizerLayer
 
 __all__ = ["TextEncoder", "build_text_encoder", "encode_texts", "export_text_encoder"]
 
@@ -115,8 +120,6 @@ def build_text_encoder(
     config = BertConfig.from_json_file(checkpoint.config_path)
     vocabulary = checkpoint.vocabulary()
     if len(vocabulary) != config.vocab_size:
-        from models.checkpoint import CheckpointError
-
         raise CheckpointError(
             f"checkpoint {checkpoint.spec!r}: vocab.txt has {len(vocabulary)} tokens but "
             f"config.json says vocab_size={config.vocab_size}"

@@ -2,7 +2,7 @@
 
 The reference is `transformers.BertTokenizerFast` built from the same vocab.txt and lowercasing
 rule; every text is compared on its real (unmasked) ids. The tiny vocabularies come from
-`tests.models.tiny_bert`; the real all-MiniLM-L6-v2 vocabulary is used when its package is
+`tests.pipeline.embed.tiny_bert`; the real all-MiniLM-L6-v2 vocabulary is used when its package is
 installed.
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.tokenizer import BertTokenizerLayer
-from tests.models.tiny_bert import build_vocab, write_checkpoint
+from pipeline.embed.tokenizer import BertTokenizerLayer
+from tests.pipeline.embed.tiny_bert import build_vocab, write_checkpoint
 
 transformers = pytest.importorskip("transformers")
 

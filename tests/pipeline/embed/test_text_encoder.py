@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.text_encoder import build_text_encoder, encode_texts, export_text_encoder
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts, export_text_encoder
 from tests.conftest import REPO_ROOT
-from tests.models.tiny_bert import write_checkpoint
+from tests.pipeline.embed.tiny_bert import write_checkpoint
 
 TEXTS = ["the camping tent", "a chef knife for the kitchen", "hello world", "", "北京 欢迎你"]
 

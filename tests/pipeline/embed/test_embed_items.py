@@ -11,17 +11,17 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from models.text_encoder import build_text_encoder, encode_texts
-from pipeline import embed_items
 from pipeline.cli import main
 from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
 from pipeline.core.reader import read_all
-from pipeline.embed_items import PlanEmbeddings, text_hash
+from pipeline.embed import embed_items
+from pipeline.embed.embed_items import PlanEmbeddings, text_hash
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts
+from pipeline.embed.text_inference import TextEncoderModelHandler
 from pipeline.preprocess import preprocess
-from pipeline.text_inference import TextEncoderModelHandler
-from tests.models.tiny_bert import write_checkpoint
+from tests.pipeline.embed.tiny_bert import write_checkpoint
 
 ITEMS = [
     {
