@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from models import baselines as b
 from models import metrics as m
+from models.compare import best_baseline
 from models.eval_data import EvalQueries, EventColumns, read_events, seen_before
 from models.features import FeatureSpace
 from models.ranking import Ranking, rank_queries
@@ -33,7 +34,6 @@ from pipeline.core.manifest import code_version, read_json, write_json_atomic, w
 from pipeline.core.progress import ProgressBar, say
 from pipeline.core.reader import make_dataset
 from pipeline.core.timestamps import format_timestamp
-from pipeline.gate import best_baseline
 
 __all__ = [
     "BASELINES",

@@ -20,10 +20,10 @@ import time
 import traceback
 from collections.abc import Callable
 
+from models.compare import best_baseline
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import ConfigError, NoSpaceLeft, RecsysError
 from pipeline.core.steps import STEPS
-from pipeline.gate import best_baseline
 from pipeline.status import status_report
 
 __all__ = ["main"]
@@ -170,8 +170,8 @@ def _cmd_evaluate(config: Config, args: argparse.Namespace, extra: list[str]) ->
 
 
 def _diversity_sweep(config: Config) -> None:
+    from models.diversity import diversity_sweep
     from models.evaluate import output_dir
-    from serving.diversity import diversity_sweep
 
     out = diversity_sweep(config)
     lines = [f"{'λ':>6}{'ndcg@10':>10}{'recall@10':>11}{'ild@10':>9}{'category_ild@10':>17}"]
@@ -211,7 +211,7 @@ def _cmd_export(config: Config, args: argparse.Namespace, extra: list[str]) -> N
 def _gate_report(check: Callable[[Config], dict]) -> Callable[[Config], dict]:
     """Runs a gated step; a failed gate prints every check with its values first (the error
     line follows on stderr)."""
-    from pipeline.gate import GateFailed
+    from serving.gate import GateFailed
 
     def gated(config: Config) -> dict:
         try:
@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
 def _exit_status(e: Exception) -> int:
     """3: the validation gate blocked the model (schedulers fail the run without retrying);
     2: another error the user can act on; 1: a bug."""
-    from pipeline.gate import GateFailed
+    from serving.gate import GateFailed
 
     if isinstance(e, GateFailed):
         return 3

@@ -30,10 +30,10 @@ from pipeline.core.manifest import code_version, read_json, write_json_atomic
 from pipeline.core.progress import say
 from pipeline.core.staging import version_staging
 from pipeline.core.timestamps import format_timestamp
-from pipeline.drift import data_profile
 from pipeline.embed import text_encoder
 from serving.buckets import batch_buckets
 from serving.deploy import write_deployment
+from serving.drift import data_profile
 from serving.module import RecommenderServing
 from serving.versions import next_version, prune_versions
 from serving.warmup import replay_warmup, warmup_requests, write_warmup

@@ -26,10 +26,10 @@ from pipeline.core.errors import DataError
 from pipeline.core.manifest import file_sha256, read_json, write_json_atomic
 from pipeline.core.staging import model_folder
 from pipeline.core.timestamps import format_timestamp
-from pipeline.drift import drift_checks
-from pipeline.gate import GateFailed, evaluate_gate
 from serving.deploy import write_deployment
+from serving.drift import drift_checks
 from serving.export import MANIFEST
+from serving.gate import GateFailed, evaluate_gate
 from serving.versions import latest_version, push_version, rollback, versions
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Test-wide settings (Keras 2 for TFRS, quiet TensorFlow, repository paths), how a parallel run
-splits the suite, and the small preprocessed and embedded data set that the model and serving
-tests share."""
+splits the suite, the small preprocessed and embedded data set that the model and serving
+tests share, and the tiny recommender trained and exported from it (`exported`)."""
 
 import contextlib
 import fcntl
@@ -43,7 +43,7 @@ def run_fresh_python(script: str, *args: str):
 #
 # * A test module is a unit: its module fixtures are built once, and the modules whose tests
 #   build on each other's state (tests/pipeline/test_run.py) keep their order.
-# * The modules with a test of the `exported` model (tests/serving/conftest.py) are one unit: the
+# * The modules with a test of the `exported` model (below) are one unit: the
 #   model is trained and exported once, and the exports that some of those tests make into its
 #   work directory never meet another worker's.
 # * A test marked `@pytest.mark.xdist_group("name")` belongs to the unit "name".
@@ -197,3 +197,32 @@ def workspace(prepared, tmp_path):
     for step in ("preprocess", "embeddings"):
         shutil.copytree(work / step, copy / step)
     return copy, checkpoint
+
+
+@pytest.fixture(scope="session")
+def exported(prepared, tmp_path_factory):
+    """(config, version folder) of an export of a model trained for two epochs on the tiny
+    data set, with the tiny BERT as the query encoder."""
+    from models.train import train
+    from serving.export import export
+    from tests.models.conftest import small_config
+
+    work, checkpoint = prepared
+    copy = tmp_path_factory.mktemp("serving") / "work"
+    for step in ("preprocess", "embeddings"):
+        shutil.copytree(work / step, copy / step)
+    config = small_config(
+        copy,
+        f"text.checkpoint={checkpoint}",
+        "text.max_length=16",
+        "train.epochs=2",
+        "serving.num_candidates=30",
+        "serving.max_k=20",
+        "serving.default_k=5",
+        # The sequence encoder, so the op check, XLA warmup and signatures cover its graph.
+        "model.history_pooling=self_attention",
+    )
+    train(config)
+    manifest = export(config)
+    base = config.serving.export_path(config.work_dir)
+    return config, f"{base}/{config.serving.model_name}/{manifest['version']}"

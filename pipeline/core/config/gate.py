@@ -20,7 +20,7 @@ class GateConfig:
         metrics (its manifest); 0.05 allows 5% worse. The first push has no baseline.
       min_ratio_to_baseline: Metric → the least ratio of the model's value to the best
         baseline's of the same evaluation (1.0: at least as good as every baseline).
-      check_drift: Compare the candidate's data with the served model's run (`pipeline/drift.py`):
+      check_drift: Compare the candidate's data with the served model's run (`serving/drift.py`):
         schema, volume, rejected share, items without text, item popularity.
       max_volume_drop: Largest allowed drop of kept events or users, as a share (0.3: 30%).
       max_rejected_share_increase: Largest allowed rise of the rejected share of read events.
@@ -42,7 +42,7 @@ class GateConfig:
     max_popularity_shift: float = 0.05
 
     def drift_limits(self) -> dict[str, float]:
-        """The limits `pipeline.drift.drift_checks` takes."""
+        """The limits `serving.drift.drift_checks` takes."""
         names = (
             "max_volume_drop",
             "max_rejected_share_increase",

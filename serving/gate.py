@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from models import compare
+from models.compare import best_baseline
 from pipeline.core.errors import RecsysError
 
 __all__ = [
@@ -25,11 +27,15 @@ __all__ = [
     "Check",
     "GateFailed",
     "GateResult",
-    "best_baseline",
     "evaluate_gate",
 ]
 
-LOWER_IS_BETTER = frozenset({"rmse", "rejected_share", "empty_text_share", "popularity_shift"})
+# The evaluation's (`models.compare`) and the drift checks' (`serving.drift`).
+LOWER_IS_BETTER = compare.LOWER_IS_BETTER | {
+    "rejected_share",
+    "empty_text_share",
+    "popularity_shift",
+}
 
 
 @dataclass(frozen=True)
@@ -87,20 +93,6 @@ class GateFailed(RecsysError):
 
 def _meets(metric: str, value: float, limit: float) -> bool:
     return value <= limit if metric in LOWER_IS_BETTER else value >= limit
-
-
-def best_baseline(candidate: Mapping, metric: str) -> tuple[str, float] | None:
-    """The best baseline on `metric` of an evaluation's output (`metrics.json`, or an export's
-    metrics): `(name, value)`, or None when no baseline has the metric."""
-    values = {
-        name: float(m[metric])
-        for name, m in (candidate.get("baselines") or {}).items()
-        if isinstance(m, Mapping) and metric in m
-    }
-    if not values:
-        return None
-    pick = (min if metric in LOWER_IS_BETTER else max)(values, key=values.get)
-    return pick, values[pick]
 
 
 def evaluate_gate(

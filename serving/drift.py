@@ -26,7 +26,7 @@ from typing import Any
 
 from pipeline.core import schema
 from pipeline.core.manifest import read_json
-from pipeline.gate import Check
+from serving.gate import Check
 
 __all__ = ["TOP_ITEMS", "data_profile", "drift_checks", "popularity_shift"]
 

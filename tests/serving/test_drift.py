@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from pipeline.drift import data_profile, drift_checks, popularity_shift
-from pipeline.gate import GateResult
+from serving.drift import data_profile, drift_checks, popularity_shift
+from serving.gate import GateResult
 from tests.models.conftest import small_config
 
 LIMITS = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.gate import evaluate_gate
+from serving.gate import evaluate_gate
 
 
 def test_the_first_run_checks_minimums_only():

@@ -30,10 +30,10 @@ from models.train import load_feature_space
 from pipeline.core import schema
 from pipeline.core.config import Config
 from pipeline.core.errors import DataError
-from pipeline.core.manifest import write_json_atomic
+from pipeline.core.manifest import write_bytes_atomic, write_json_atomic
 from pipeline.core.progress import ProgressBar, say
 from pipeline.core.reader import make_dataset
-from serving.versions import latest_version
+from pipeline.core.version_dirs import latest_version
 
 __all__ = ["LAMBDAS", "diversity_sweep", "drop_seen", "frontier_summary"]
 
@@ -244,8 +244,6 @@ def _plot(output: dict[str, Any], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from pipeline.core.manifest import write_bytes_atomic
 
     points = output["points"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
