@@ -42,7 +42,7 @@ def run_fresh_python(script: str, *args: str):
 # scheduler below refines: each work unit runs whole, in file order, on one worker.
 #
 # * A test module is a unit: its module fixtures are built once, and the modules whose tests
-#   build on each other's state (tests/pipeline/test_run.py) keep their order.
+#   build on each other's state (tests/pipeline/orchestrate/test_run.py) keep their order.
 # * The modules with a test of the `exported` model (below) are one unit: the
 #   model is trained and exported once, and the exports that some of those tests make into its
 #   work directory never meet another worker's.
@@ -54,10 +54,10 @@ def run_fresh_python(script: str, *args: str):
 # Units that take much longer than the rest start first, so that no worker is left with one of
 # them at the end (a unit's name: its group, or the module's path).
 LONG_UNITS = (
-    "tests/pipeline/test_fault_suite.py",
-    "tests/pipeline/test_airflow_dag.py",
+    "tests/pipeline/orchestrate/test_fault_suite.py",
+    "tests/pipeline/orchestrate/test_airflow_dag.py",
     "exported",
-    "tests/pipeline/test_run.py",
+    "tests/pipeline/orchestrate/test_run.py",
     "tests/models/test_real_data.py",
 )
 _UNITS_FILE = "recsys_units_file"

@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 
 from models.diversity import diversity_sweep, drop_seen, frontier_summary
-from pipeline.cli import main
+from pipeline.orchestrate.cli import main
 
 
 def _config_file(config, tmp_path):

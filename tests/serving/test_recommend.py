@@ -7,8 +7,8 @@ import time
 import pytest
 import yaml
 
-from pipeline.cli import main
 from pipeline.core.errors import ConfigError
+from pipeline.orchestrate.cli import main
 from serving.recommend import (
     connect,
     format_recommendations,

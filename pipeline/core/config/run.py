@@ -12,7 +12,8 @@ __all__ = ["RunConfig", "validate"]
 
 @dataclass
 class RunConfig:
-    """`recsys run` and its schedule (the Airflow DAG in `pipeline/airflow_dag.py`, or cron).
+    """`recsys run` and its schedule (the Airflow DAG in `pipeline/orchestrate/airflow_dag.py`, or
+    cron).
 
     Attributes:
       sample_data: Start with the sample-data step (the demo); real data is read from

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.core.config import config_from_dict, load_config
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import publish_dir
 from pipeline.core.staging import old_result_dir, staging_dir, sweep_staging
-from pipeline.run import run
+from pipeline.orchestrate.cli import main
+from pipeline.orchestrate.run import run
 
 STALE = [
     "preprocess.tmp-0123abcd",

@@ -11,7 +11,6 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.cli import main
 from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
@@ -20,6 +19,7 @@ from pipeline.embed import embed_items
 from pipeline.embed.embed_items import PlanEmbeddings, text_hash
 from pipeline.embed.text_encoder import build_text_encoder, encode_texts
 from pipeline.embed.text_inference import TextEncoderModelHandler
+from pipeline.orchestrate.cli import main
 from pipeline.preprocess import preprocess
 from tests.pipeline.embed.tiny_bert import write_checkpoint
 

@@ -12,12 +12,12 @@ from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
 from pipeline.core.reader import read_all
+from pipeline.orchestrate.run import STEP_SPECS
 from pipeline.preprocess import preprocess, reasons
 from pipeline.preprocess.formats import FileFormat, decode_record, iter_raw_records
 from pipeline.preprocess.inputs import plan_inputs
 from pipeline.preprocess.movielens import Layout, SideFile, detect_layout
 from pipeline.preprocess.reasons import RecordError
-from pipeline.run import STEP_SPECS
 from tests.conftest import MOVIELENS_100K, REPO_ROOT
 
 MOVIELENS_1M = REPO_ROOT.parent / "shared" / "data" / "movielens-1m-users1-2999"

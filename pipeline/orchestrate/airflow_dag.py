@@ -22,7 +22,7 @@ Use it in one of two ways:
   config), `RECSYS_BIN` (the `recsys` executable of the pipeline's virtualenv) and, when the
   config holds relative paths, `RECSYS_CWD` (the directory they are relative to), for the dag
   processor and the workers. Loaded from there, the file builds its DAG from them at import;
-  imported as `pipeline.airflow_dag` it builds none;
+  imported as `pipeline.orchestrate.airflow_dag` it builds none;
 * or, for several pipelines, a small DAG file of your own per config:
   `dag = build_dag("/srv/recsys/configs/shop.yaml", recsys="/srv/recsys/.venv/bin/recsys")`.
 
@@ -288,6 +288,6 @@ def _dag_from_environment() -> DAG:
     )
 
 
-# Imported as `pipeline.airflow_dag` (by a DAG file of your own that calls `build_dag`), the
-# module defines no DAG: Airflow would otherwise collect this one too, from that file.
-dag = None if __name__ == "pipeline.airflow_dag" else _dag_from_environment()
+# Imported as `pipeline.orchestrate.airflow_dag` (by a DAG file of your own that calls `build_dag`),
+# the module defines no DAG: Airflow would otherwise collect this one too, from that file.
+dag = None if __name__ == "pipeline.orchestrate.airflow_dag" else _dag_from_environment()

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pipeline import run as run_module
 from pipeline.core.config import load_config
 from pipeline.core.errors import DataError
+from pipeline.orchestrate import run as run_module
 
 
 def test_a_failure_that_cannot_be_recorded_ends_the_run_with_its_own_error(

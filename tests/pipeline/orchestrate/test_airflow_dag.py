@@ -1,4 +1,5 @@
-"""The Airflow 3 DAG (pipeline/airflow_dag.py) under the real Airflow, in a virtualenv of its own.
+"""The Airflow 3 DAG (pipeline/orchestrate/airflow_dag.py) under the real Airflow, in a virtualenv
+of its own.
 
 Airflow pins its own dependencies, which the pipeline's (TensorFlow, Beam) fight, so it gets a
 virtualenv of its own, `airflow-<version>-py<X.Y>/` in the user's cache folder
@@ -48,7 +49,7 @@ VENVS = pathlib.Path(
 VENV = VENVS / f"airflow-{AIRFLOW_VERSION}-py{PY}"
 STAMP = VENV / ".installed"
 TEMPLATE_DB = VENV / "airflow-template.db"  # `airflow db migrate` once, copied per test
-DAG_FILE = REPO_ROOT / "pipeline" / "airflow_dag.py"
+DAG_FILE = REPO_ROOT / "pipeline" / "orchestrate" / "airflow_dag.py"
 RECSYS = os.path.join(os.path.dirname(sys.executable), "recsys")
 
 
@@ -189,7 +190,7 @@ out = {
 
 # As a library (a DAG file of your own): no DAG at import, build_dag with overrides.
 os.environ["RECSYS_CONFIG"] = cfg_a
-import pipeline.airflow_dag as module
+import pipeline.orchestrate.airflow_dag as module
 out["library_dag"] = module.dag
 built = module.build_dag(cfg_b, recsys="recsys", overrides=["run.retries=0"])
 out["built"] = describe(built)
@@ -391,7 +392,7 @@ except KeyboardInterrupt:
 
 _KILL = """
 import json, os, sys, threading, time
-from pipeline.airflow_dag import RecsysStepOperator
+from pipeline.orchestrate.airflow_dag import RecsysStepOperator
 
 recsys, started = sys.argv[1:]
 operator = RecsysStepOperator(task_id="train", step="train", recsys=recsys, config_path="c.yaml")
@@ -437,7 +438,7 @@ def test_killing_the_task_interrupts_the_step_and_its_workers(airflow_python, ai
 
 _GATE_BLOCKED_DAG = """
 import os
-from pipeline.airflow_dag import build_dag
+from pipeline.orchestrate.airflow_dag import build_dag
 
 dag = build_dag(
     os.environ["RECSYS_CONFIG"],

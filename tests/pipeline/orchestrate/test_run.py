@@ -17,12 +17,12 @@ import time
 import pytest
 import yaml
 
-from pipeline.cli import main
 from pipeline.core import schema
 from pipeline.core.config import load_config
 from pipeline.core.lock import work_dir_lock
 from pipeline.core.steps import STEPS
-from pipeline.run import record_path
+from pipeline.orchestrate.cli import main
+from pipeline.orchestrate.run import record_path
 from serving.client import ServingError
 from serving.push import served_dir
 from serving.recommend import connect, recommend

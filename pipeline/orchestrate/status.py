@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.core.config import Config
 from pipeline.core.steps import STEPS
+from pipeline.core.version_dirs import latest_version, versions
 
 __all__ = ["status_report"]
 
@@ -53,8 +54,6 @@ def _metrics_text(manifest: dict[str, Any] | None) -> str:
 
 def status_report(config: Config, config_path: str | None = None) -> str:
     """The report `recsys status` prints and `recsys run` ends with."""
-    from serving.versions import latest_version, versions
-
     s = config.serving
     lines = _step_lines(config)
     export = latest_version(os.path.join(s.export_path(config.work_dir), s.model_name))

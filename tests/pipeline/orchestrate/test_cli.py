@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipeline import cli
-from pipeline.cli import main
+from pipeline.orchestrate import cli
+from pipeline.orchestrate.cli import main
 from tests.conftest import REPO_ROOT
 
 

@@ -1,4 +1,5 @@
-"""pipeline/crontab.example is a crontab that cron would accept and that runs `recsys run`.
+"""pipeline/orchestrate/crontab.example is a crontab that cron would accept and that runs
+`recsys run`.
 
 Nothing runs it here; the checks are those cron and the shell apply: one job line of five valid
 schedule fields and a command that `sh` parses, with no bare `%` (cron turns it into a newline).
@@ -12,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-EXAMPLE = REPO_ROOT / "pipeline" / "crontab.example"
+EXAMPLE = REPO_ROOT / "pipeline" / "orchestrate" / "crontab.example"
 MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec"
 DAYS = "sun mon tue wed thu fri sat"
 # Field name, smallest and largest value, and the names cron accepts.

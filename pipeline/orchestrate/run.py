@@ -47,6 +47,9 @@ from pipeline.core.progress import say
 from pipeline.core.staging import sweep_staging
 from pipeline.core.steps import STEPS, steps_for
 from pipeline.core.timestamps import format_timestamp
+from pipeline.core.version_dirs import latest_version
+from pipeline.preprocess.inputs import plan_inputs
+from serving.push import blessing_path, candidate_dir, served_dir
 
 __all__ = ["RUNS_DIR", "STEP_SPECS", "StepSpec", "code_fingerprint", "record_path", "run"]
 
@@ -57,8 +60,6 @@ _NOT_STEPS = {"airflow_dag.py"}  # scheduling code: editing it changes no step's
 
 
 def _data_files(config: Config) -> list[str]:
-    from pipeline.preprocess.inputs import plan_inputs
-
     plan = plan_inputs(config)
     return [*plan.event_files, *plan.item_files, *plan.side_files]
 
@@ -81,21 +82,14 @@ def _model_inputs(config: Config) -> list[str]:
 
 
 def _export(config: Config) -> list[str]:
-    from serving.push import candidate_dir
-
     return [os.path.join(candidate_dir(config), "manifest.json")]
 
 
 def _blessing(config: Config) -> list[str]:
-    from serving.push import blessing_path
-
     return [blessing_path(config)]
 
 
 def _served(config: Config) -> list[str]:
-    from serving.push import served_dir
-    from serving.versions import latest_version
-
     current = latest_version(served_dir(config))
     return [os.path.join(current, "manifest.json")] if current else []
 
@@ -162,7 +156,8 @@ assert tuple(STEP_SPECS) == STEPS, "every step needs a spec, in pipeline order"
 def code_fingerprint() -> str:
     """The package version and a hash of every source and data file of the pipeline's packages
     (the scheduler's DAG file aside)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The folder that holds the packages: pipeline/orchestrate/run.py is three levels below it.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     digest = hashlib.sha256()
     for package in _PACKAGES:
         for folder, dirs, files in sorted(os.walk(os.path.join(root, package))):
