@@ -8,7 +8,8 @@
 * exporting: `export` (`recsys export`), `warmup`, `deploy` (TF Serving's files);
 * shipping: `gate` (the validation gate), `drift` (data drift against the served run), `push`
   (`recsys validate`, `push`, `rollback`), `versions` (the model base's version folders);
-* calling it: `client` (REST and gRPC), `http_deadline`, `recommend` (`recsys recommend`).
+* calling it: `client` (the clients' public face: `rest_client`, `grpc_client` and what they
+  share, `replies`), `http_deadline`, `recommend` (`recsys recommend`).
 
 It builds on `pipeline.core`, `pipeline.embed` (the text encoder of free-text queries) and
 `models`, and is imported by `pipeline.orchestrate` only. Importing the package selects tf-keras
