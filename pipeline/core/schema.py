@@ -6,8 +6,8 @@ here.
 
 Examples are `tf.train.Example` protos on the wire. The writer builds them with message classes
 declared below from the same field numbers as TensorFlow's `example.proto`, so Beam workers encode
-records without importing TensorFlow; `tests/pipeline/test_schema.py` checks that TensorFlow parses
-them.
+records without importing TensorFlow; `tests/pipeline/core/test_schema.py` checks that TensorFlow
+parses them.
 """
 
 from __future__ import annotations
