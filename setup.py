@@ -37,11 +37,11 @@ setup(
     packages=find_packages(
         include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*"]
     ),
-    package_data={"": ["*.yaml"]},
+    package_data={"": ["*.yaml", "*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "ruff==0.17.6"],
         "gcp": ["apache-beam[gcp]==2.77.0"],
     },
-    entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["recsys=pipeline.orchestrate.cli:main"]},
 )

@@ -21,12 +21,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 from models import evaluate, train
-from pipeline import embed_items, preprocess
-from pipeline.config import load_config
+from pipeline.core.config import load_config
+from pipeline.embed import embed_items
+from pipeline.preprocess import preprocess
 
 # The tutorials' published figures (tensorflow.org/recommenders): basic retrieval after 3 epochs,
 # the deep model with title text and timestamps, basic ranking and DCN ranking.

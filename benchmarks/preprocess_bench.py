@@ -24,21 +24,22 @@ import time
 from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import google_crc32c
 import numpy as np
 
-from pipeline import preprocess, reasons, schema, splits
-from pipeline.config import load_config
-from pipeline.formats import decode_record, iter_raw_records, raw_text
-from pipeline.history import build_timeline
-from pipeline.inputs import plan_inputs
-from pipeline.reasons import RecordError
-from pipeline.records import dead_letter, item_text
+from pipeline.core import schema
+from pipeline.core.config import load_config
+from pipeline.preprocess import preprocess, reasons, splits
+from pipeline.preprocess.formats import decode_record, iter_raw_records, raw_text
+from pipeline.preprocess.history import build_timeline
+from pipeline.preprocess.inputs import plan_inputs
+from pipeline.preprocess.reasons import RecordError
+from pipeline.preprocess.records import dead_letter, item_text
+from pipeline.preprocess.vocab import counts_lines, select_vocabulary
 from pipeline.sample_data import generate, write_sample_data
-from pipeline.vocab import counts_lines, select_vocabulary
 
 EVENTS_PER_USER = 43.9  # what the sample-data generator gives with its default session settings
 

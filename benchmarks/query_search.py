@@ -30,18 +30,18 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import numpy as np
 import tensorflow as tf
 
 from models.query_blend import text_index
-from models.text_encoder import build_text_encoder, encode_texts
 from models.train import load_feature_space, load_trained_model
-from pipeline import schema
-from pipeline.config import Config, load_config
-from pipeline.reader import read_all
+from pipeline.core import schema
+from pipeline.core.config import Config, load_config
+from pipeline.core.reader import read_all
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts
 from serving.module import RecommenderServing
 
 __all__ = ["first_sentence", "query_search"]

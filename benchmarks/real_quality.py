@@ -37,13 +37,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 from models import evaluate, train
-from pipeline import embed_items, preprocess
-from pipeline.config import load_config
-from pipeline.manifest import write_json_atomic
+from pipeline.core.config import load_config
+from pipeline.core.manifest import write_json_atomic
+from pipeline.embed import embed_items
+from pipeline.preprocess import preprocess
 
 ML1M = "movielens-1m-users1-2999"
 SETS = {

@@ -57,7 +57,7 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
-import pipeline.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import numpy as np  # noqa: E402
@@ -66,7 +66,7 @@ from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 from models.features import FeatureSpace  # noqa: E402
 from models.recommender import Recommender  # noqa: E402
-from pipeline.config import HISTORY_POOLINGS, ModelConfig, ServingConfig  # noqa: E402
+from pipeline.core.config import HISTORY_POOLINGS, ModelConfig, ServingConfig  # noqa: E402
 from serving.mmr import mmr_select  # noqa: E402
 from serving.mmr_compiled import mmr_select_static  # noqa: E402
 from serving.mmr_reference import mmr_reference  # noqa: E402

@@ -24,19 +24,19 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import pipeline.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from models.text_encoder import build_text_encoder, encode_texts
-from pipeline.beam_step import new_pipeline, pipeline_options
-from pipeline.config import load_config
-from pipeline.records import Item, item_text
+from pipeline.core.beam_step import new_pipeline, pipeline_options
+from pipeline.core.config import load_config
+from pipeline.embed.text_encoder import build_text_encoder, encode_texts
+from pipeline.embed.text_inference import TextEncoderModelHandler
+from pipeline.preprocess.records import Item, item_text
 from pipeline.sample_data import generate
-from pipeline.text_inference import TextEncoderModelHandler
 
 
 def catalog_texts(config, n_items: int | None) -> list[str]:

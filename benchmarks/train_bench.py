@@ -25,16 +25,16 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
-import pipeline.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
+import pipeline.core.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs Keras 2)
 
 # isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models.train import build_model, load_feature_space  # noqa: E402
-from pipeline import schema  # noqa: E402
-from pipeline.config import load_config  # noqa: E402, F401 (the measuring subprocess uses it)
-from pipeline.reader import make_dataset  # noqa: E402
+from pipeline.core import schema  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402, F401 (the measuring subprocess uses it)
+from pipeline.core.reader import make_dataset  # noqa: E402
 
 
 class _EpochTimes(tf.keras.callbacks.Callback):

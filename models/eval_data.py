@@ -19,8 +19,8 @@ from itertools import pairwise
 import numpy as np
 import tensorflow as tf
 
-from pipeline import schema
-from pipeline.reader import make_dataset
+from pipeline.core import schema
+from pipeline.core.reader import make_dataset
 
 __all__ = ["EvalQueries", "EventColumns", "read_events", "seen_before"]
 

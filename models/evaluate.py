@@ -22,18 +22,18 @@ import tensorflow as tf
 
 from models import baselines as b
 from models import metrics as m
+from models.compare import best_baseline
 from models.eval_data import EvalQueries, EventColumns, read_events, seen_before
 from models.features import FeatureSpace
 from models.ranking import Ranking, rank_queries
 from models.train import load_feature_space, load_trained_model, trained_id
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.gate import best_baseline
-from pipeline.manifest import code_version, read_json, write_json_atomic, write_text_atomic
-from pipeline.progress import ProgressBar, say
-from pipeline.reader import make_dataset
-from pipeline.timestamps import format_timestamp
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import code_version, read_json, write_json_atomic, write_text_atomic
+from pipeline.core.progress import ProgressBar, say
+from pipeline.core.reader import make_dataset
+from pipeline.core.timestamps import format_timestamp
 
 __all__ = [
     "BASELINES",

@@ -14,13 +14,15 @@ matter and are kept apart:
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import schema
-from pipeline.errors import DataError
+from pipeline.core import schema
+from pipeline.core.errors import DataError
+from pipeline.core.reader import read_all
 
 __all__ = ["FeatureSpace"]
 
@@ -94,8 +96,6 @@ class FeatureSpace:
         users, user_train = _read_counts(schema.output_pattern(preprocess_dir, "counts_users"))
         items, item_train = _read_counts(schema.output_pattern(preprocess_dir, "counts_items"))
         categories, _ = _read_counts(schema.output_pattern(preprocess_dir, "counts_categories"))
-        from pipeline.reader import read_all
-
         category_index = {c: i for i, c in enumerate(categories)}
         catalog = {
             r["item_id"]: r
@@ -126,16 +126,12 @@ class FeatureSpace:
 
 
 def _labels_are_constant(preprocess_dir: str) -> bool:
-    import json
-
     with open(schema.output_pattern(preprocess_dir, "stats"), encoding="utf-8") as f:
         events = json.load(f)["events"]
     return events.get("label_min") == events.get("label_max")
 
 
 def _read_embeddings(embeddings_dir: str, items: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from pipeline.reader import read_all
-
     records = {
         r["item_id"]: r
         for r in read_all(

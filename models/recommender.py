@@ -36,7 +36,7 @@ from models.softmax import (
     sampling_log_probability,
 )
 from models.towers import ItemEncoder, QueryTower, dense_history
-from pipeline.config import ModelConfig
+from pipeline.core.config import ModelConfig
 
 __all__ = ["Recommender"]
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from models.features import FeatureSpace
 from models.sequence import SequenceEncoder
-from pipeline.config import HISTORY_POOLINGS
+from pipeline.core.config import HISTORY_POOLINGS
 
 __all__ = ["ItemEncoder", "QueryTower", "dense_history"]
 

@@ -1,6 +1,6 @@
 """`recsys train`: fits the recommender on the preprocess TFRecords.
 
-Input comes through `pipeline.reader` (the schema module's features, parallel reads, shuffling,
+Input comes through `pipeline.core.reader` (the schema module's features, parallel reads, shuffling,
 caching, prefetch). Training backs itself up every epoch and, when a run was interrupted,
 resumes from the last completed epoch (`BackupAndRestore`); the number of epochs is chosen on
 the validation slice of train (never on the eval split, which only `recsys evaluate` reads);
@@ -21,20 +21,20 @@ import tensorflow as tf
 
 from models.features import FeatureSpace
 from models.recommender import Recommender
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import DataError
-from pipeline.manifest import (
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import (
     code_version,
     file_sha256,
     publish_dir,
     read_json,
     write_json_atomic,
 )
-from pipeline.progress import say
-from pipeline.reader import make_dataset
-from pipeline.staging import staging_dir
-from pipeline.timestamps import format_timestamp
+from pipeline.core.progress import say
+from pipeline.core.reader import make_dataset
+from pipeline.core.staging import staging_dir
+from pipeline.core.timestamps import format_timestamp
 
 __all__ = [
     "build_model",

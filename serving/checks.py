@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import ServingConfig
+from pipeline.core.config import ServingConfig
 from serving.signatures import input_specs
 
 __all__ = [

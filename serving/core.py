@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from models.query_blend import blend_query
 from models.recommender import Recommender
-from pipeline.config import ServingConfig
+from pipeline.core.config import ServingConfig
 from serving.ids import first_hashes
 from serving.index import CatalogIndex
 from serving.mmr import mmr_select

@@ -32,8 +32,8 @@ import os
 import yaml
 from google.protobuf import text_encoding
 
-from pipeline.config import ServingBatching, ServingConfig
-from pipeline.manifest import write_text_atomic
+from pipeline.core.config import ServingBatching, ServingConfig
+from pipeline.core.manifest import write_text_atomic
 
 __all__ = [
     "BATCHING_CONFIG",

@@ -24,15 +24,16 @@ from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 from models.features import FeatureSpace
 from models.train import load_feature_space, load_trained_model, trained_id
-from pipeline.config import Config
-from pipeline.drift import data_profile
-from pipeline.errors import DataError
-from pipeline.manifest import code_version, read_json, write_json_atomic
-from pipeline.progress import say
-from pipeline.staging import version_staging
-from pipeline.timestamps import format_timestamp
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import code_version, read_json, write_json_atomic
+from pipeline.core.progress import say
+from pipeline.core.staging import version_staging
+from pipeline.core.timestamps import format_timestamp
+from pipeline.embed import text_encoder
 from serving.buckets import batch_buckets
 from serving.deploy import write_deployment
+from serving.drift import data_profile
 from serving.module import RecommenderServing
 from serving.versions import next_version, prune_versions
 from serving.warmup import replay_warmup, warmup_requests, write_warmup
@@ -100,10 +101,8 @@ def _text_encoder(config: Config, space: FeatureSpace):
         say(f"export: no text encoder ({why}); the exported model refuses queries")
         return None
     say("export: loading the text encoder for free-text queries")
-    from models.text_encoder import build_text_encoder
-
     t = config.text
-    encoder = build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
+    encoder = text_encoder.build_text_encoder(t.checkpoint, t.max_length, t.pooling, t.normalize)
     if encoder.dimension != space.text_dim:
         raise DataError(
             f"text.checkpoint {t.checkpoint!r} gives {encoder.dimension}-d embeddings but the "

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from models.query_blend import text_index
 from models.recommender import Recommender
-from pipeline.config import ServingConfig
+from pipeline.core.config import ServingConfig
 
 __all__ = ["CatalogIndex", "build_index", "principal_directions"]
 

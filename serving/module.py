@@ -37,8 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from models.recommender import Recommender
-from models.text_encoder import TextEncoder
-from pipeline.config import ServingConfig
+from pipeline.core.config import ServingConfig
+from pipeline.embed.text_encoder import TextEncoder
 from serving.buckets import pad_batch, pad_candidates
 from serving.checks import check_batch, check_range, checked_ranks, mmr_checks, query_checks
 from serving.core import NEG, ServingCore, take, top_k_excluding

@@ -21,15 +21,15 @@ import os
 import time
 from typing import Any
 
-from pipeline.config import Config
-from pipeline.drift import drift_checks
-from pipeline.errors import DataError
-from pipeline.gate import GateFailed, evaluate_gate
-from pipeline.manifest import file_sha256, read_json, write_json_atomic
-from pipeline.staging import model_folder
-from pipeline.timestamps import format_timestamp
+from pipeline.core.config import Config
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import file_sha256, read_json, write_json_atomic
+from pipeline.core.staging import model_folder
+from pipeline.core.timestamps import format_timestamp
 from serving.deploy import write_deployment
+from serving.drift import drift_checks
 from serving.export import MANIFEST
+from serving.gate import GateFailed, evaluate_gate
 from serving.versions import latest_version, push_version, rollback, versions
 
 __all__ = [

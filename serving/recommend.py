@@ -11,6 +11,7 @@ INVALID_ARGUMENT), and history ids outside the catalog are listed (`outside_cata
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Mapping
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import schema
-from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError
-from pipeline.manifest import read_json
+from pipeline.core import schema
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.core.manifest import read_json
+from pipeline.core.reader import read_all
 from serving.client import GrpcClient, RestClient, ServingError, decode_strings
 from serving.requests import prepare_inputs, recommend_request
 from serving.versions import latest_version
@@ -117,12 +119,8 @@ def connect(config: Config, server: str | None = None, timeout: float = 10.0):
 def item_titles(config: Config) -> dict[str, str]:
     """Item id → title from the preprocess outputs (empty when they are absent)."""
     pattern = schema.output_pattern(config.step_dir("preprocess"), "items")
-    import glob
-
     if not glob.glob(pattern):
         return {}
-    from pipeline.reader import read_all
-
     return {r["item_id"]: r["title"] for r in read_all(pattern, schema.ITEMS)}
 
 

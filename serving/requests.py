@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import RecsysError
+from pipeline.core.errors import RecsysError
 from serving.signatures import DEFAULTS, SIGNATURES, Signature, numpy_dtype
 
 __all__ = ["Inputs", "RequestError", "prepare_inputs", "recommend_request"]

@@ -17,18 +17,21 @@ A pushed version is a fresh copy: its files and folders get the modes the umask 
 (normally 644 and 755), not the source's, so a server running as another user can read it.
 Before anything is moved or deleted, the model folder must resolve to a folder inside the base
 it names (`<base>/<name>`: not `<base>/..`, not a link to elsewhere) and each version folder to
-one inside the model folder (`pipeline.staging.check_inside`).
+one inside the model folder (`pipeline.core.staging.check_inside`).
+
+Listing the versions (`versions`, `latest_version`) is `pipeline.core.version_dirs`'s, which
+evaluation reads too; they are re-exported here with the rest of the version folders' API.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 
-from pipeline.errors import DataError
-from pipeline.staging import check_inside, version_staging
+from pipeline.core.errors import DataError
+from pipeline.core.staging import check_inside, version_staging
+from pipeline.core.version_dirs import latest_version, versions
 
 __all__ = [
     "ROLLED_BACK",
@@ -41,24 +44,6 @@ __all__ = [
 ]
 
 ROLLED_BACK = ".rolled-back"
-_INTEGER = re.compile(r"^[0-9]+$")
-
-
-def versions(model_dir: str) -> list[int]:
-    """The versions a server would see, oldest first."""
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(
-        int(n)
-        for n in os.listdir(model_dir)
-        if _INTEGER.match(n) and os.path.isdir(os.path.join(model_dir, n))
-    )
-
-
-def latest_version(model_dir: str) -> str | None:
-    """The folder of the newest version, or None."""
-    present = versions(model_dir)
-    return os.path.join(model_dir, str(present[-1])) if present else None
 
 
 def _used_numbers(model_dir: str) -> list[int]:

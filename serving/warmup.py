@@ -19,8 +19,8 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from pipeline.errors import RecsysError
-from pipeline.manifest import temp_path_beside
+from pipeline.core.errors import RecsysError
+from pipeline.core.manifest import temp_path_beside
 from serving.signatures import SIGNATURES, numpy_dtype
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Test-wide settings (Keras 2 for TFRS, quiet TensorFlow, repository paths), how a parallel run
-splits the suite, and the small preprocessed and embedded data set that the model and serving
-tests share."""
+splits the suite, the small preprocessed and embedded data set that the model and serving
+tests share, and the tiny recommender trained and exported from it (`exported`)."""
 
 import contextlib
 import fcntl
@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-import pipeline.keras2  # noqa: F401  (before any test module imports TensorFlow)
+import pipeline.core.keras2  # noqa: F401  (before any test module imports TensorFlow)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MOVIELENS_100K = REPO_ROOT.parent / "shared" / "data" / "movielens-100k"
@@ -42,8 +42,8 @@ def run_fresh_python(script: str, *args: str):
 # scheduler below refines: each work unit runs whole, in file order, on one worker.
 #
 # * A test module is a unit: its module fixtures are built once, and the modules whose tests
-#   build on each other's state (tests/pipeline/test_run.py) keep their order.
-# * The modules with a test of the `exported` model (tests/serving/conftest.py) are one unit: the
+#   build on each other's state (tests/pipeline/orchestrate/test_run.py) keep their order.
+# * The modules with a test of the `exported` model (below) are one unit: the
 #   model is trained and exported once, and the exports that some of those tests make into its
 #   work directory never meet another worker's.
 # * A test marked `@pytest.mark.xdist_group("name")` belongs to the unit "name".
@@ -54,10 +54,10 @@ def run_fresh_python(script: str, *args: str):
 # Units that take much longer than the rest start first, so that no worker is left with one of
 # them at the end (a unit's name: its group, or the module's path).
 LONG_UNITS = (
-    "tests/pipeline/test_fault_suite.py",
-    "tests/pipeline/test_airflow_dag.py",
+    "tests/pipeline/orchestrate/test_fault_suite.py",
+    "tests/pipeline/orchestrate/test_airflow_dag.py",
     "exported",
-    "tests/pipeline/test_run.py",
+    "tests/pipeline/orchestrate/test_run.py",
     "tests/models/test_real_data.py",
 )
 _UNITS_FILE = "recsys_units_file"
@@ -167,10 +167,11 @@ def build_once(tmp_path_factory, name: str, build) -> pathlib.Path:
 
 
 def _prepare(folder: pathlib.Path):
-    from pipeline import embed_items, preprocess
+    from pipeline.embed import embed_items
+    from pipeline.preprocess import preprocess
     from pipeline.sample_data import generate, write_sample_data
     from tests.models.conftest import small_config
-    from tests.models.tiny_bert import write_checkpoint
+    from tests.pipeline.embed.tiny_bert import write_checkpoint
 
     checkpoint = write_checkpoint(folder / "tiny")
     config = small_config(folder / "work", f"text.checkpoint={checkpoint}", "text.max_length=16")
@@ -196,3 +197,32 @@ def workspace(prepared, tmp_path):
     for step in ("preprocess", "embeddings"):
         shutil.copytree(work / step, copy / step)
     return copy, checkpoint
+
+
+@pytest.fixture(scope="session")
+def exported(prepared, tmp_path_factory):
+    """(config, version folder) of an export of a model trained for two epochs on the tiny
+    data set, with the tiny BERT as the query encoder."""
+    from models.train import train
+    from serving.export import export
+    from tests.models.conftest import small_config
+
+    work, checkpoint = prepared
+    copy = tmp_path_factory.mktemp("serving") / "work"
+    for step in ("preprocess", "embeddings"):
+        shutil.copytree(work / step, copy / step)
+    config = small_config(
+        copy,
+        f"text.checkpoint={checkpoint}",
+        "text.max_length=16",
+        "train.epochs=2",
+        "serving.num_candidates=30",
+        "serving.max_k=20",
+        "serving.default_k=5",
+        # The sequence encoder, so the op check, XLA warmup and signatures cover its graph.
+        "model.history_pooling=self_attention",
+    )
+    train(config)
+    manifest = export(config)
+    base = config.serving.export_path(config.work_dir)
+    return config, f"{base}/{config.serving.model_name}/{manifest['version']}"

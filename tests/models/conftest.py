@@ -1,6 +1,6 @@
 """The small configuration the model and serving tests share (its data: tests/conftest.py)."""
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 
 
 def small_config(work, *overrides):

@@ -8,8 +8,8 @@ import pytest
 
 from models import evaluate, train
 from models.eval_data import read_events
-from pipeline import schema
-from pipeline.errors import DataError
+from pipeline.core import schema
+from pipeline.core.errors import DataError
 from tests.models.conftest import small_config
 
 

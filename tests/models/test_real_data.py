@@ -12,8 +12,9 @@ import os
 import pytest
 
 from models import evaluate, train
-from pipeline import embed_items, preprocess
-from pipeline.config import load_config
+from pipeline.core.config import load_config
+from pipeline.embed import embed_items
+from pipeline.preprocess import preprocess
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
@@ -27,7 +28,7 @@ RATINGS = 4000  # the first ratings of the file: its first users, complete
     reason=f"the real data set is not at {ML1M} (../shared/data/movielens-1m-users1-2999)",
 )
 def test_a_slice_of_ml1m_runs_preprocess_to_evaluate_with_every_baseline(tmp_path):
-    from tests.models.tiny_bert import write_checkpoint
+    from tests.pipeline.embed.tiny_bert import write_checkpoint
 
     data = tmp_path / "ml1m"
     data.mkdir()

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from models.features import FeatureSpace
 from models.recommender import Recommender
-from pipeline.config import ModelConfig
+from pipeline.core.config import ModelConfig
 
 
 def _space():

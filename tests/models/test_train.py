@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from models import train
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from tests.models.conftest import small_config as _config
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.errors import RecsysError
+from pipeline.core.errors import RecsysError
 from serving.client import (
     GrpcClient,
     RequestError,

@@ -23,7 +23,7 @@ from google.protobuf import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.config import ServingBatching, ServingConfig
+from pipeline.core.config import ServingBatching, ServingConfig
 from serving import deploy
 from tests.serving.conftest import modes_under
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import models.text_encoder
+import pipeline.embed.text_encoder
 from models.train import load_feature_space
 from serving import export as export_module
 from serving.export import export, warmup_examples
@@ -254,7 +254,7 @@ def test_without_use_text_no_encoder_is_loaded_and_warmup_sends_no_query(
     def no_bert(*args, **kwargs):
         raise AssertionError("the BERT checkpoint was loaded")
 
-    monkeypatch.setattr(models.text_encoder, "build_text_encoder", no_bert)
+    monkeypatch.setattr(pipeline.embed.text_encoder, "build_text_encoder", no_bert)
     off = dataclasses.replace(config, model=dataclasses.replace(config.model, use_text=False))
     assert export_module._text_encoder(off, space) is None
     assert "no text encoder (model.use_text is off)" in capsys.readouterr().err

@@ -29,7 +29,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-import models.text_encoder  # noqa: F401 (registers the TF Text ops the export's tokenizer uses)
+import pipeline.embed.text_encoder  # noqa: F401 (registers the TF Text ops the export's tokenizer uses)
 from models.train import load_feature_space
 from serving.signatures import SIGNATURES, numpy_dtype
 

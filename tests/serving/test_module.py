@@ -351,7 +351,7 @@ def test_a_query_with_full_weight_ranks_as_plain_text_search(exported, xla):
     """`serving.query_weight` 1: a new user's query retrieves the items whose text embeddings
     are closest to the query's, in that order, in `retrieve` and in `recommend` (λ = 1)."""
     from models.query_blend import text_index
-    from models.text_encoder import encode_texts
+    from pipeline.embed.text_encoder import encode_texts
     from serving.export import _text_encoder
 
     config, _ = exported

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.errors import DataError
-from pipeline.manifest import read_json
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import read_json
+from pipeline.orchestrate.cli import main
 from serving.push import (
     GateFailed,
     blessing_path,

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from pipeline.errors import DataError
-from pipeline.manifest import write_json_atomic
+from pipeline.core.errors import DataError
+from pipeline.core.manifest import write_json_atomic
 from serving.versions import (
     ROLLED_BACK,
     next_version,
