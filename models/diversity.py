@@ -139,6 +139,17 @@ def frontier_summary(points: list[dict[str, float]], max_ndcg_loss: float = 0.05
     }
 
 
+def _diversity(top: np.ndarray, space: FeatureSpace) -> dict:
+    """ILD@10 (text-embedding cosine distance; 0 without text) and category ILD@10 of full
+    lists of catalog rows `[lists, K]`."""
+    return {
+        "ild@10": m.embedding_ild(top, space.text_embeddings, space.has_text)
+        if space.text_dim
+        else 0.0,
+        "category_ild@10": m.category_ild(top, space.item_categories),
+    }
+
+
 def _measure(lists: np.ndarray, truth: list[bytes], space: FeatureSpace, index: dict) -> dict:
     rows = np.array([[index.get(i, -1) for i in row] for row in lists])
     truth_rows = np.array([index.get(t, -2) for t in truth])
@@ -149,10 +160,7 @@ def _measure(lists: np.ndarray, truth: list[bytes], space: FeatureSpace, index: 
     return {
         "ndcg@10": m.ndcg_at_k(ranks, K),
         "recall@10": m.recall_at_k(ranks, K),
-        "ild@10": m.embedding_ild(top, space.text_embeddings, space.has_text)
-        if space.text_dim
-        else 0.0,
-        "category_ild@10": m.category_ild(top, space.item_categories),
+        **_diversity(top, space),
     }
 
 
@@ -166,12 +174,7 @@ def _random_lists(space: FeatureSpace, rng: np.random.Generator, lists: int = 50
     if len(pool) < K:
         return {"ild@10": 0.0, "category_ild@10": 0.0}
     top = np.stack([rng.choice(pool, K, replace=False) for _ in range(lists)])
-    return {
-        "ild@10": m.embedding_ild(top, space.text_embeddings, space.has_text)
-        if space.text_dim
-        else 0.0,
-        "category_ild@10": m.category_ild(top, space.item_categories),
-    }
+    return _diversity(top, space)
 
 
 def diversity_sweep(config: Config, lambdas=LAMBDAS) -> dict[str, Any]:

@@ -296,7 +296,9 @@ class Recommender(tfrs.Model):
                 tf.math.l2_normalize(candidate, axis=-1),
                 features["item_id"],
                 weight,
-                None if c.history_negatives else self.history_rows(features),
+                None  # the sampled softmax's pool is shared by the batch: it keeps them
+                if c.history_negatives or self.negatives == "sampled"
+                else self.history_rows(features),
             )
         if c.ranking_weight:
             if c.ranking_head_only:  # the towers learn from retrieval alone
