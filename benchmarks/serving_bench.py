@@ -37,7 +37,7 @@ Each signature is timed three ways, interleaved so that the machine's drift hits
 The query text encoder is left out (no query is the common request, and the graph skips BERT
 when every query of a batch is empty).
 
-    python benchmarks/serving_bench.py [--items 100000] [--repeats 1000]
+    python benchmarks/serving_bench.py [--items 100000] [--repeats 1000] [--set model.KEY=VALUE]
 
 Targets (issue 5): recommend ≤ 1.5× the floor; mmr ≤ 1 ms at N = 500, k = 50 and no slower
 than the NumPy reference. The last line printed is one JSON object with the figures.
@@ -66,7 +66,7 @@ from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
 from models.features import FeatureSpace  # noqa: E402
 from models.recommender import Recommender  # noqa: E402
-from pipeline.core.config import HISTORY_POOLINGS, ModelConfig, ServingConfig  # noqa: E402
+from pipeline.core.config import HISTORY_POOLINGS, ServingConfig, load_config  # noqa: E402
 from serving.mmr import mmr_select  # noqa: E402
 from serving.mmr_compiled import mmr_select_static  # noqa: E402
 from serving.mmr_reference import mmr_reference  # noqa: E402
@@ -330,10 +330,19 @@ def main() -> None:
         choices=HISTORY_POOLINGS,
         help="the query tower's history encoder (the real-data configs' is self_attention)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model setting for the timed model, e.g. model.cross_projection_dim=32",
+    )
     args = parser.parse_args()
     tf.keras.utils.set_random_seed(0)
     space = synthetic_space(args.items, 10_000, 384)
-    model_config = ModelConfig(embedding_dim=64, history_pooling=args.history_pooling)
+    model_config = load_config(
+        None, ["model.embedding_dim=64", f"model.history_pooling={args.history_pooling}", *args.set]
+    ).model
     model = Recommender(space, model_config, history_length=20)
     print(f"history encoder: {args.history_pooling}", file=sys.stderr)
     serving = ServingConfig(num_candidates=200, max_k=50, max_candidates=1000)
@@ -452,7 +461,12 @@ def main() -> None:
     feed["mmr"] = interleaved({"mmr": feed_overhead(numpy_mmr)}, args.repeats // 4)["mmr"]["p50_ms"]
     reference = mmr_times["reference"]
 
-    figures = {"items": args.items, "xla": serving.xla, "history_pooling": args.history_pooling}
+    figures = {
+        "items": args.items,
+        "xla": serving.xla,
+        "history_pooling": args.history_pooling,
+        "model_settings": args.set,
+    }
     figures["compiled_floor_server_p50_ms"] = round(compiled_flo["p50_ms"], 3)
     figures["compiled_floor_server_p99_ms"] = round(compiled_flo["p99_ms"], 3)
     figures["recommend_vs_compiled_floor_server_p50"] = round(

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from models.attention import Attention
+
 __all__ = ["SequenceEncoder", "positions_from_end"]
 
 
@@ -49,8 +51,6 @@ class SequenceEncoder(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         dim = int(input_shape[-1])
-        if dim % self.heads:
-            raise ValueError(f"model.history_heads={self.heads} must divide the size {dim}")
         self.position = self.add_weight(
             name="position",
             shape=(self.length, dim),
@@ -60,11 +60,7 @@ class SequenceEncoder(tf.keras.layers.Layer):
         self.attention_norm, self.attention, self.ffn_norm, self.ffn = [], [], [], []
         for i in range(self.blocks):
             self.attention_norm.append(tf.keras.layers.LayerNormalization(name=f"attn_norm_{i}"))
-            self.attention.append(
-                tf.keras.layers.MultiHeadAttention(
-                    self.heads, dim // self.heads, dropout=self.rate, name=f"attention_{i}"
-                )
-            )
+            self.attention.append(Attention(self.heads, self.rate, name=f"attention_{i}"))
             self.ffn_norm.append(tf.keras.layers.LayerNormalization(name=f"ffn_norm_{i}"))
             self.ffn.append(
                 tf.keras.Sequential(
@@ -81,30 +77,46 @@ class SequenceEncoder(tf.keras.layers.Layer):
 
     def call(self, vectors: tf.Tensor, mask: tf.Tensor, training=None) -> tf.Tensor:
         """`mask`: 0/1 floats; an empty history gives zeros."""
-        from_end = positions_from_end(mask)
-        keep = (from_end >= 0) & (from_end < self.length)
-        keep_f = tf.cast(keep, vectors.dtype)[..., tf.newaxis]
-        x = vectors + tf.gather(self.position, tf.clip_by_value(from_end, 0, self.length - 1))
+        x, keep = self.window(vectors, mask)
+        # Slot j holds the item `length - 1 - j` back from the latest: its position embedding.
+        x += tf.reverse(self.position, axis=[0])
+        keep_f = tf.cast(keep, x.dtype)[..., tf.newaxis]
         x = self.dropout(x, training=training) * keep_f
         pairs = keep[:, tf.newaxis, :] & keep[:, :, tf.newaxis]
-        latest = tf.cast(tf.equal(from_end, 0), x.dtype)[..., tf.newaxis]  # one row or none
         last = len(self.attention) - 1
         for i, (norm, attention, ffn_norm, ffn) in enumerate(
             zip(self.attention_norm, self.attention, self.ffn_norm, self.ffn, strict=True)
         ):
             h = norm(x)
-            if i == last:
-                # Only the latest position's output is read: the last block computes it alone
-                # (one query row instead of one per position; the same numbers).
-                x = tf.reduce_sum(x * latest, axis=1, keepdims=True)
-                query, mask = tf.reduce_sum(h * latest, axis=1, keepdims=True), keep[:, None]
+            # Only the latest position's output is read: the last block computes it alone (one
+            # query row instead of one per position; the same numbers).
+            latest_only = i == last
+            if latest_only:
+                x, mask = x[:, -1:], keep[:, tf.newaxis]
             else:
-                query, mask = h, pairs
-            x += self.dropout(
-                attention(query, h, attention_mask=mask, training=training), training=training
-            )
+                mask = pairs
+            x += self.dropout(attention(h, mask, latest_only, training=training), training=training)
             x += self.dropout(ffn(ffn_norm(x), training=training), training=training)
             if i < last:
                 x *= keep_f
-        has_history = tf.cast(tf.reduce_any(keep, axis=1), x.dtype)[:, tf.newaxis]
+        has_history = tf.cast(keep[:, -1:], x.dtype)  # the latest kept item fills the last slot
         return self.output_norm(x)[:, 0, :] * has_history
+
+    def window(self, vectors: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The latest `length` kept items `[batch, length, dim]`, oldest first and the latest
+        in the last slot, and which slots hold one `[batch, length]` (a short history leaves
+        the first slots empty, zeros).
+
+        The blocks then run over `length` slots whatever the history's width: a serving
+        request padded to `serving.max_history` (200) pays for the 20 items it reads, not for
+        200 positions of masked attention."""
+        # One dropped column more, so that a zero-width history has a column to point at.
+        vectors = tf.pad(vectors, [[0, 0], [0, 1], [0, 0]])
+        from_end = positions_from_end(tf.pad(mask, [[0, 0], [0, 1]]))  # [batch, n + 1]
+        slot = self.length - 1 - from_end  # dropped items (-1) land past the window
+        holds = tf.equal(slot[:, tf.newaxis, :], tf.range(self.length)[tf.newaxis, :, tf.newaxis])
+        keep = tf.reduce_any(holds, axis=2)  # [batch, length]
+        # The column of each slot's item; an empty slot's (argmax 0) is zeroed below.
+        columns = tf.argmax(tf.cast(holds, tf.int32), axis=2, output_type=tf.int32)
+        window = tf.gather(vectors, columns, batch_dims=1)
+        return window * tf.cast(keep, vectors.dtype)[..., tf.newaxis], keep

@@ -79,7 +79,7 @@ def test_the_last_block_computes_the_latest_position_as_the_full_block_would():
     pairs = keep[:, tf.newaxis, :] & keep[:, :, tf.newaxis]
     for i in range(encoder.blocks):
         h = encoder.attention_norm[i](x)
-        x += encoder.attention[i](h, h, attention_mask=pairs)
+        x += encoder.attention[i](h, pairs)
         x += encoder.ffn[i](encoder.ffn_norm[i](x))
         x *= keep_f
     full = encoder.output_norm(x).numpy()
