@@ -28,7 +28,7 @@ from models.features import FeatureSpace
 from models.ranking import Ranking, rank_queries
 from models.train import load_feature_space, load_trained_model, trained_id
 from pipeline.core import schema
-from pipeline.core.config import Config
+from pipeline.core.config import Config, EvaluateConfig
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import code_version, read_json, write_json_atomic, write_text_atomic
 from pipeline.core.progress import ProgressBar, say
@@ -78,7 +78,7 @@ def model_scorer(model, space: FeatureSpace, pattern: str, expected: int):
 
 
 def baseline_scorers(
-    config: Config, space: FeatureSpace, before: EventColumns, queries: EvalQueries
+    settings: EvaluateConfig, space: FeatureSpace, before: EventColumns, queries: EvalQueries
 ) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, str]]:
     """Each baseline's scorer of query rows, and the reason for each baseline left out.
 
@@ -94,12 +94,12 @@ def baseline_scorers(
     )
     scorers["cooccurrence"] = b.cooccurrence_scorer(follows, counts)
     skipped: dict[str, str] = {}
-    limit = config.evaluate.ease_max_items
+    limit = settings.ease_max_items
     if n <= limit:
         _, users = np.unique(before.users[known], return_inverse=True)
         gram = b.gram_matrix(users, before.items[known], n)
         scorers["item_knn"] = b.item_knn_scorer(gram)
-        scorers["ease"] = b.ease_scorer(gram, config.evaluate.ease_lambda)
+        scorers["ease"] = b.ease_scorer(gram, settings.ease_lambda)
     else:
         reason = (
             f"the catalog has {n:,} items, above evaluate.ease_max_items = {limit:,} "
@@ -216,7 +216,7 @@ def evaluate(config: Config) -> dict[str, Any]:
 
     results = summarize(rank("the model", score), queries, space)
     results["rmse"] = m.rmse(queries.events.labels, predictions)
-    scorers, skipped = baseline_scorers(config, space, before, queries)
+    scorers, skipped = baseline_scorers(config.evaluate, space, before, queries)
     baselines = {name: summarize(rank(name, s), queries, space) for name, s in scorers.items()}
     cold = int((queries.train_counts[truth] == 0).sum())
     output = {

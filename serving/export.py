@@ -24,7 +24,7 @@ from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 from models.features import FeatureSpace
 from models.train import load_feature_space, load_trained_model, trained_id
-from pipeline.core.config import Config
+from pipeline.core.config import Config, ServingConfig
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import code_version, read_json, write_json_atomic
 from pipeline.core.progress import say
@@ -44,14 +44,14 @@ MANIFEST = "manifest.json"  # in the version folder, beside saved_model.pb (TF S
 
 
 def warmup_examples(
-    space: FeatureSpace, config: Config, text_queries: bool = True
+    space: FeatureSpace, serving: ServingConfig, text_queries: bool = True
 ) -> dict[str, dict[str, Any]]:
     """A request per signature from the catalog itself: a known and an unknown user, a
     history, an empty one, a query and none, so every branch of the graph runs once.
 
     `text_queries` False (an export without a text encoder, which refuses a query): no query."""
     items = space.catalog_ids
-    k = min(config.serving.default_k, config.serving.max_k, max(len(items) - 1, 1))
+    k = min(serving.default_k, serving.max_k, max(len(items) - 1, 1))
     user = space.user_ids[0] if space.user_ids else "user"
     history = [items[: min(3, len(items))], [""] * min(3, len(items))]
     query_rows = {
@@ -65,7 +65,7 @@ def warmup_examples(
         "serving_default": {
             **query_rows,
             "k": [k, 1],
-            "mmr_lambda": [config.serving.default_lambda, 1.0],
+            "mmr_lambda": [serving.default_lambda, 1.0],
             "exclude_seen": [True, False],
         },
         "retrieve": {**query_rows, "k": [k, k], "exclude_seen": [True, False]},
@@ -74,7 +74,7 @@ def warmup_examples(
             "item_ids": [candidates],
             "relevance": [np.linspace(1.0, 0.0, len(candidates)).tolist()],
             "k": [k],
-            "mmr_lambda": [config.serving.default_lambda],
+            "mmr_lambda": [serving.default_lambda],
         },
         "similar_items": {"item_ids": [items[0]], "k": [k]},
     }
@@ -151,7 +151,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
         # runs the signatures alone, and tracing every layer took a third of the export.
         with keras_option_scope(save_traces=False):
             tf.saved_model.save(module, staging, signatures=module.signatures())
-        examples = warmup_examples(space, config, text_queries=encoder is not None)
+        examples = warmup_examples(space, s, text_queries=encoder is not None)
         logs = warmup_requests(s.model_name, examples)
         if s.xla:
             logs = _bucket_requests(s, examples["serving_default"]) + logs

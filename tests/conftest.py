@@ -55,6 +55,7 @@ def run_fresh_python(script: str, *args: str):
 # them at the end (a unit's name: its group, or the module's path).
 LONG_UNITS = (
     "tests/pipeline/orchestrate/test_fault_suite.py",
+    "tests/pipeline/orchestrate/test_airflow_dag_pipeline.py",
     "tests/pipeline/orchestrate/test_airflow_dag.py",
     "exported",
     "tests/pipeline/orchestrate/test_run.py",

@@ -26,7 +26,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from pipeline.core import schema
 from pipeline.core.beam_step import SUMMARY, pipeline_options, run_step, write_json
-from pipeline.core.config import Config
+from pipeline.core.config import Config, TextConfig
 from pipeline.core.errors import DataError
 from pipeline.core.manifest import code_version, publish_dir, read_json, write_json_atomic
 from pipeline.core.progress import say
@@ -45,11 +45,10 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def encoder_fingerprint(config: Config) -> str:
+def encoder_fingerprint(text: TextConfig) -> str:
     """Identifies the encoder: checkpoint files and the settings that change its output."""
-    t = config.text
-    settings = {"max_length": t.max_length, "pooling": t.pooling, "normalize": t.normalize}
-    digest = hashlib.sha256(resolve_checkpoint(t.checkpoint).fingerprint().encode())
+    settings = {"max_length": text.max_length, "pooling": text.pooling, "normalize": text.normalize}
+    digest = hashlib.sha256(resolve_checkpoint(text.checkpoint).fingerprint().encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -109,7 +108,11 @@ def _to_record(element) -> dict[str, Any]:
 
 
 def build_pipeline(
-    p: beam.Pipeline, config: Config, items_pattern: str, previous_pattern: str | None, out_dir: str
+    p: beam.Pipeline,
+    text: TextConfig,
+    items_pattern: str,
+    previous_pattern: str | None,
+    out_dir: str,
 ) -> None:
     """Adds the embedding job to `p`, writing under `out_dir`."""
     catalog = (
@@ -129,7 +132,7 @@ def build_pipeline(
     plan = {"item": catalog, "previous": previous} | "PlanEmbeddings" >> PlanEmbeddings()
     encoded = (
         plan.encode
-        | "Encode" >> RunInference(KeyedModelHandler(TextEncoderModelHandler(config.text)))
+        | "Encode" >> RunInference(KeyedModelHandler(TextEncoderModelHandler(text)))
         | "ToRecord" >> beam.Map(_to_record)
     )
     _ = (
@@ -172,7 +175,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     if not os.path.exists(pre_manifest_path):
         raise DataError(f"no preprocess output in {pre_dir!r}; run `recsys preprocess` first")
     n_items = read_json(pre_manifest_path)["item_counts"]["kept"]
-    fingerprint = encoder_fingerprint(config)
+    fingerprint = encoder_fingerprint(config.text)
     final_dir = config.step_dir(STEP)
     previous_manifest = schema.output_pattern(final_dir, "manifest")
     previous_pattern = None
@@ -226,7 +229,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         STEP,
         options,
         build=lambda p, out_dir: build_pipeline(
-            p, config, schema.output_pattern(pre_dir, "items"), previous_pattern, out_dir
+            p, config.text, schema.output_pattern(pre_dir, "items"), previous_pattern, out_dir
         ),
         finish=finish,
     )

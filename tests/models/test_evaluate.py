@@ -75,7 +75,7 @@ def test_exclusion_leaves_the_seen_items_out_of_every_system(trained):
     queries, _ = evaluate.eval_queries(config, space)
     assert sum(len(x) for x in queries.exclusions) > 0
     scorers, skipped = evaluate.baseline_scorers(
-        config,
+        config.evaluate,
         space,
         read_events(schema.pre_eval_patterns(config.step_dir("preprocess")), space.catalog_ids),
         queries,

@@ -259,10 +259,10 @@ def test_without_use_text_no_encoder_is_loaded_and_warmup_sends_no_query(
     assert export_module._text_encoder(off, space) is None
     assert "no text encoder (model.use_text is off)" in capsys.readouterr().err
     # Such an export refuses a query (tests/serving/test_module.py): its warmup sends none.
-    examples = warmup_examples(space, config, text_queries=False)
+    examples = warmup_examples(space, config.serving, text_queries=False)
     queries = [q for e in examples.values() for q in e.get("query", [])]
     assert queries and not any(queries)
-    assert any(warmup_examples(space, config)["serving_default"]["query"])
+    assert any(warmup_examples(space, config.serving)["serving_default"]["query"])
 
 
 def test_a_crash_mid_export_leaves_no_visible_version(exported):

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from serving.http_deadline import urlopen_with_deadline
-from tests.serving.fake_servers import canned_rest_server, trickling_server
+from tests.serving.fake_tf_serving import canned_rest_server, trickling_server
 
 
 @pytest.mark.parametrize("whole_reply", [False, True], ids=["body", "header and body"])

@@ -16,7 +16,7 @@ from serving.recommend import (
     outside_catalog,
     recommend,
 )
-from tests.serving.fake_servers import canned_rest_server, trickling_server
+from tests.serving.fake_tf_serving import canned_rest_server, trickling_server
 
 
 def _config_file(config, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from serving.client import GrpcClient, RestClient, ServingError, recommend_request
 from serving.recommend import InProcessModel, connect, recommend
-from tests.serving.fake_servers import FakeGrpcServer, FakeRestServer, ServedModel
+from tests.serving.fake_tf_serving import FakeGrpcServer, FakeRestServer, ServedModel
 
 
 @pytest.fixture(scope="module")

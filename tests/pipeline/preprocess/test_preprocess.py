@@ -1,6 +1,5 @@
 """End-to-end runs of the preprocess job on small file sets (in-memory DirectRunner)."""
 
-import dataclasses
 import gzip
 import json
 import os
@@ -15,73 +14,20 @@ from pipeline.core.reader import read_all
 from pipeline.preprocess import preprocess, reasons, splits
 from pipeline.sample_data import generate, write_sample_data
 from tests.conftest import MOVIELENS_100K
-
-FAST_BEAM = ["beam.direct_num_workers=1", "beam.direct_running_mode=in_memory"]
-
-GOOD_ITEMS = [
-    {
-        "item_id": "i1",
-        "title": "Trail tent",
-        "description": "Sleeps two.",
-        "categories": ["outdoor"],
-    },
-    {"item_id": "i2", "title": "Camp stove", "description": "", "categories": "outdoor|kitchen"},
-    {"item_id": "i3", "title": "Chef knife", "description": "Sharp.", "categories": ["kitchen"]},
-]
-BAD_ITEMS = [
-    (b'{"item_id": "i1", "title": "Second i1"}', reasons.DUPLICATE_ITEM),
-    (b'{"item_id": "i4"}', reasons.MISSING_FIELD),
-]
-GOOD_EVENTS = [
-    ("u1", "i1", 100),
-    ("u1", "i2", 200),
-    ("u1", "i3", 300),
-    ("u1", "i1", 900),
-    ("u2", "i3", 150),
-    ("u2", "i3", 150 + 60),
-    ("u2", "i2", 950),
-    ("u3", "i2", 400),
-    ("u3", "i1", 400),
-    ("u3", "i3", 1000),
-]
-BAD_EVENTS = [
-    (b'{"user_id": "u1", "item_id": ', reasons.MALFORMED),
-    (b'{"item_id": "i1", "timestamp": 100}', reasons.MISSING_FIELD),
-    (b'{"user_id": "", "item_id": "i1", "timestamp": 100}', reasons.EMPTY_FIELD),
-    (b'{"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"}', reasons.BAD_TIMESTAMP),
-    (b'{"user_id": "u1", "item_id": "zzz", "timestamp": 100}', reasons.UNKNOWN_ITEM),
-    (b'{"user_id": "u\xff\xfe", "item_id": "i1", "timestamp": 100}', reasons.INVALID_UTF8),
-    (b'{"user_id": "' + b"u" * 300 + b'", "item_id": "i1", "timestamp": 100}', reasons.OVERSIZED),
-    (b'{"user_id": "u1", "item_id": "i2", "timestamp": 200}', reasons.DUPLICATE_EVENT),
-]
-
-
-def _event_line(user, item, ts):
-    return json.dumps({"user_id": user, "item_id": item, "timestamp": ts}).encode()
-
-
-def _write_inputs(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    items = [json.dumps(item).encode() for item in GOOD_ITEMS] + [raw for raw, _ in BAD_ITEMS]
-    (folder / "items.jsonl").write_bytes(b"\n".join(items) + b"\n")
-    lines = [_event_line(*e) for e in GOOD_EVENTS]
-    lines[3:3] = [raw for raw, _ in BAD_EVENTS]
-    lines.insert(5, b"")  # a blank line is skipped and counted, not a record
-    (folder / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-
-
-def _config(tmp_path, *overrides):
-    return load_config(
-        None,
-        [f"work_dir={tmp_path / 'work'}", f"data.path={tmp_path / 'raw'}", *FAST_BEAM, *overrides],
-    )
+from tests.pipeline.preprocess.small_inputs import (
+    BAD_EVENTS,
+    BAD_ITEMS,
+    GOOD_EVENTS,
+    job_config,
+    write_inputs,
+)
 
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("bad_run")
-    _write_inputs(tmp_path / "raw")
-    config = _config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
+    write_inputs(tmp_path / "raw")
+    config = job_config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
     manifest = preprocess.run(config)
     return config, manifest, config.step_dir("preprocess")
 
@@ -187,8 +133,8 @@ def test_vocabularies_stats_and_manifest(bad_run):
 
 
 def test_a_rerun_replaces_the_output_and_a_failed_run_keeps_it(tmp_path):
-    _write_inputs(tmp_path / "raw")
-    config = _config(tmp_path, "preprocess.split.method=leave_last_out")
+    write_inputs(tmp_path / "raw")
+    config = job_config(tmp_path, "preprocess.split.method=leave_last_out")
     first = preprocess.run(config)
     assert first["counts"]["eval"] == 3  # one per user with two or more events
     assert first["counts"]["validation"] == 3  # the second-to-last of each user with three or more
@@ -208,36 +154,6 @@ def test_a_rerun_replaces_the_output_and_a_failed_run_keeps_it(tmp_path):
     ]
 
 
-def test_random_split_with_an_exact_eval_count(tmp_path):
-    _write_inputs(tmp_path / "raw")
-    config = _config(tmp_path, "preprocess.split.method=random", "preprocess.split.eval_count=4")
-    manifest = preprocess.run(config)
-    counts = manifest["counts"]
-    assert (counts["train"] + counts["validation"], counts["eval"]) == (6, 4)
-    again = preprocess.run(config)
-    eval_keys = lambda: sorted(  # noqa: E731
-        (r["user_id"], r["item_id"], r["timestamp"])
-        for r in read_all(
-            schema.output_pattern(config.step_dir("preprocess"), "eval"), schema.EVENTS
-        )
-    )
-    assert again["counts"]["eval"] == 4 and len(eval_keys()) == 4
-
-
-def test_validation_fraction_zero_leaves_an_empty_validation_folder(tmp_path):
-    _write_inputs(tmp_path / "raw")
-    config = _config(
-        tmp_path, "preprocess.split.cutoff=900", "preprocess.split.validation_fraction=0"
-    )
-    manifest = preprocess.run(config)
-    out = config.step_dir("preprocess")
-    assert (manifest["counts"]["train"], manifest["counts"]["validation"]) == (7, 0)
-    assert manifest["split"]["validation_cutoff"] is None
-    # an empty split still writes one empty shard, so the folder's glob matches
-    assert read_all(schema.output_pattern(out, "validation"), schema.EVENTS) == []
-    assert len(read_all(schema.pre_eval_patterns(out), schema.EVENTS)) == 7
-
-
 def _gzip(path):
     """Replaces a file by its `.gz`."""
     path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
@@ -250,10 +166,10 @@ def _dead_letters(path):
 
 
 def test_gzipped_jsonl_reads_like_the_plain_files_with_the_same_line_numbers(bad_run, tmp_path):
-    _write_inputs(tmp_path / "raw")
+    write_inputs(tmp_path / "raw")
     _gzip(tmp_path / "raw" / "events.jsonl")
     _gzip(tmp_path / "raw" / "items.jsonl")
-    config = _config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
+    config = job_config(tmp_path, "preprocess.split.cutoff=900", "preprocess.history_length=2")
     manifest = preprocess.run(config)
     _, plain, plain_out = bad_run
     assert (manifest["counts"], manifest["item_counts"]) == (plain["counts"], plain["item_counts"])
@@ -306,11 +222,11 @@ def test_a_run_that_keeps_nothing_says_why_and_keeps_its_dead_letters(
 ):
     raw = tmp_path / "raw"
     if fmt == "jsonl":
-        _write_inputs(raw)
+        write_inputs(raw)
     raw.mkdir(exist_ok=True)
     for name, text in files.items():
         (raw / name).write_text(text)
-    config = _config(tmp_path, f"data.format={fmt}", "preprocess.split.cutoff=900")
+    config = job_config(tmp_path, f"data.format={fmt}", "preprocess.split.cutoff=900")
     failed = os.path.join(
         config.work_dir, "preprocess-failed", "dead_letters", "dead_letters.jsonl"
     )
@@ -324,57 +240,6 @@ def test_a_run_that_keeps_nothing_says_why_and_keeps_its_dead_letters(
     assert not os.path.exists(config.step_dir("preprocess"))
 
 
-def test_split_counts_must_add_up_and_leave_events_before_and_in_eval():
-    block = preprocess._split_counts("random", {"validation": 2, "eval": 1}, 3)
-    assert block == {"train": 0, "validation": 2, "eval": 1}  # validation counts as train here
-    with pytest.raises(RuntimeError, match="do not add up to the 4 kept"):
-        preprocess._split_counts("random", {"train": 2, "eval": 1}, 4)
-    with pytest.raises(DataError, match=r"temporal split left 3 train .* and 0 eval"):
-        preprocess._split_counts("temporal", {"train": 1, "validation": 2}, 3)
-
-
-def _rule(manifest) -> splits.SplitRule:
-    fields = {f.name for f in dataclasses.fields(splits.SplitRule)}
-    return splits.SplitRule(**{k: v for k, v in manifest["split"].items() if k in fields})
-
-
-def test_cold_items_are_only_in_eval_and_the_three_folders_reconcile(tmp_path):
-    cfg = load_config(None, ["sample_data.n_users=30", "sample_data.n_items=40"]).sample_data
-    write_sample_data(generate(cfg), str(tmp_path / "raw"), "jsonl")
-    config = _config(tmp_path, "preprocess.split.cold_item_fraction=0.25")
-    manifest = preprocess.run(config)
-    out, counts, rule = config.step_dir("preprocess"), manifest["counts"], _rule(manifest)
-    records = {
-        name: read_all(schema.output_pattern(out, name), schema.EVENTS) for name in splits.SPLITS
-    }
-    assert {name: len(r) for name, r in records.items()} == {n: counts[n] for n in splits.SPLITS}
-    assert all(counts[name] for name in splits.SPLITS)
-    assert sum(counts[name] for name in splits.SPLITS) == counts["kept"]
-    assert counts["read"] == counts["kept"] + counts["rejected"]
-
-    before_eval = Counter(
-        r["item_id"] for n in (splits.TRAIN, splits.VALIDATION) for r in records[n]
-    )
-    eval_items = {r["item_id"] for r in records[splits.EVAL]}
-    cold = {item for item in eval_items | set(before_eval) if splits.is_cold_item(item, rule)}
-    assert cold and cold <= eval_items and not cold & set(before_eval)
-    warm_eval = [r for r in records[splits.EVAL] if r["item_id"] not in cold]
-    assert all(r["timestamp"] >= rule.cutoff for r in warm_eval)
-    assert all(
-        rule.validation_cutoff <= r["timestamp"] < rule.cutoff for r in records[splits.VALIDATION]
-    )
-    # Train counts are train + validation events: zero for every cold item.
-    items = {r["item_id"]: r for r in read_all(schema.output_pattern(out, "items"), schema.ITEMS)}
-    assert {k: r["train_count"] for k, r in items.items()} == {k: before_eval[k] for k in items}
-    with open(schema.output_pattern(out, "counts_items")) as f:
-        tsv = {line.split("\t")[0]: int(line.split("\t")[1]) for line in f}
-    assert tsv == {k: before_eval[k] for k in items}
-    with open(schema.output_pattern(out, "stats")) as f:
-        stats = json.load(f)
-    assert stats["events"]["validation"] == counts["validation"]
-    assert stats["items"]["only_in_eval"] >= len(cold)
-
-
 @pytest.mark.parametrize(("fmt", "gzipped"), [("csv", False), ("parquet", False), ("csv", True)])
 def test_csv_and_parquet_inputs(tmp_path, fmt, gzipped):
     cfg = load_config(None, ["sample_data.n_users=30", "sample_data.n_items=40"]).sample_data
@@ -382,7 +247,7 @@ def test_csv_and_parquet_inputs(tmp_path, fmt, gzipped):
     if gzipped:
         for name in ("events", "items"):
             _gzip(tmp_path / "raw" / f"{name}.{fmt}")
-    config = _config(tmp_path, f"data.format={fmt}", "data.items.extra_text_fields=[brand]")
+    config = job_config(tmp_path, f"data.format={fmt}", "data.items.extra_text_fields=[brand]")
     manifest = preprocess.run(config)
     assert manifest["counts"]["read"] == written["n_events"]
     assert manifest["counts"]["kept"] == written["n_events"]
