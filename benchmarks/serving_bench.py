@@ -53,7 +53,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
@@ -62,8 +61,14 @@ import pipeline.core.keras2  # noqa: E402, F401  (before TensorFlow: TFRS needs 
 # isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 
+from benchmarks.server_timing import (  # noqa: E402
+    Floor,
+    feed_overhead,
+    interleaved,
+    session_call,
+)
+from benchmarks.serving_stages import Stages  # noqa: E402
 from models.features import FeatureSpace  # noqa: E402
 from models.recommender import Recommender  # noqa: E402
 from pipeline.core.config import HISTORY_POOLINGS, ServingConfig, load_config  # noqa: E402
@@ -89,217 +94,6 @@ def synthetic_space(n_items: int, n_users: int, text_dim: int, seed: int = 0) ->
         has_text=np.ones(n_items, np.float32),
         train_counts=counts,
     )
-
-
-class Floor(tf.Module):
-    """The index's matmul + top-k alone: the least any brute-force retrieval can cost, run by
-    the executor or (`compiled`) as one XLA program, as the export's own retrieval is."""
-
-    def __init__(self, index: np.ndarray, count: int, compiled: bool = False):
-        super().__init__()
-        self.index = tf.Variable(index, trainable=False)
-        self.count = count
-        self._top = tf.function(self._top_k, jit_compile=compiled)
-
-    def _top_k(self, query):
-        top = tf.math.top_k(tf.matmul(query, self.index, transpose_b=True), k=self.count)
-        return top.indices, top.values
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="query")])
-    def retrieve(self, query):
-        rows, scores = self._top(query)
-        return {"rows": rows, "scores": scores}
-
-
-class Stages(tf.Module):
-    """recommend's compiled parts alone, as the export runs them (`serving.xla`), for the
-    breakdown of where a request's time goes past the floor:
-
-    * `core`: the whole numeric program (history dedupe → query tower → retrieval → ranking →
-      MMR → explanations), fed the lookups' results: recommend minus its string handling;
-    * `ranking`: the ranking head and relevance over `num_candidates` retrieved items;
-    * `mmr`: MMR to `k` at `lam` over those candidates' similarity vectors;
-    * `call`: a compiled program that adds one to its input: what a call costs by itself,
-      taken off the two parts above.
-    """
-
-    def __init__(self, module: RecommenderServing, k: int, lam: float):
-        super().__init__()
-        self.module = module
-        self.k = k
-        self.lam = lam
-        self._ranking = tf.function(
-            lambda q, rows, cosines: module._relevance(q, module._catalog(rows + 1)[1], cosines),
-            jit_compile=True,
-        )
-        width = module._max_picks
-        self._mmr = tf.function(
-            lambda e, r, v, kk, lm: mmr_select_static(e, r, v, kk, lm, width), jit_compile=True
-        )
-        history = module.config.max_history + 1
-        specs = [
-            tf.TensorSpec([None], tf.int64, name="user_rows"),
-            tf.TensorSpec([None, history], tf.int32, name="history_rows"),
-            tf.TensorSpec([None, history], tf.int64, name="history_hashes"),
-            tf.TensorSpec([None, history], tf.bool, name="history_present"),
-            tf.TensorSpec([None], tf.int64, name="timestamp"),
-            tf.TensorSpec([None], tf.bool, name="exclude_seen"),
-            tf.TensorSpec([None], tf.int32, name="k"),
-            tf.TensorSpec([None], tf.float32, name="mmr_lambda"),
-        ]
-        self.core = tf.function(self._core, input_signature=specs)
-        dim = module.index.shape[1]
-        self.ranking = tf.function(
-            self._rank,
-            input_signature=[
-                tf.TensorSpec([None, dim], tf.float32, name="query_vector"),
-                tf.TensorSpec([None, None], tf.int32, name="rows"),
-                tf.TensorSpec([None, None], tf.float32, name="cosines"),
-            ],
-        )
-        self.mmr = tf.function(
-            self._select,
-            input_signature=[
-                tf.TensorSpec([None, None], tf.int32, name="rows"),
-                tf.TensorSpec([None, None], tf.float32, name="relevance"),
-            ],
-        )
-
-        self.call = tf.function(
-            tf.function(lambda x: {"y": x + 1.0}, jit_compile=True),
-            input_signature=[tf.TensorSpec([None], tf.float32, name="x")],
-        )
-
-    def _core(self, user_rows, rows, hashes, present, timestamp, exclude_seen, k, mmr_lambda):
-        outputs = self.module._recommend_core(
-            user_rows, rows, hashes, present, None, timestamp, exclude_seen, k, mmr_lambda
-        )
-        return {f"output_{i}": x for i, x in enumerate(outputs)}
-
-    def _rank(self, query_vector, rows, cosines):
-        return {"relevance": self._ranking(query_vector, rows, cosines)}
-
-    def _select(self, rows, relevance):
-        batch = tf.shape(rows)[:1]
-        embeddings = self.module._similarity(rows + 1)
-        valid = tf.ones_like(rows, tf.bool)
-        k, lam = tf.fill(batch, self.k), tf.fill(batch, self.lam)
-        positions, scores = self._mmr(embeddings, relevance, valid, k, lam)
-        return {"positions": positions, "scores": scores}
-
-    def inputs(self, request: dict[str, tf.Tensor]) -> dict[str, dict[str, np.ndarray]]:
-        """Each stage's inputs for `request` (a recommend request), from the module itself:
-        the lookups' results for `core`, and the request's query vector with its retrieved
-        candidates for `ranking` and `mmr`."""
-        m = self.module
-        history = request["history_item_ids"]
-        padded = tf.pad(history, [[0, 0], [0, m.config.max_history + 1 - history.shape[1]]])
-        rows, hashes, present = m._history_numbers(padded)
-        core = {
-            "user_rows": m.model.query_tower.user_lookup(request["user_id"]),
-            "history_rows": rows,
-            "history_hashes": hashes,
-            "history_present": present,
-            "timestamp": request["timestamp"],
-            "exclude_seen": request["exclude_seen"],
-            "k": request["k"],
-            "mmr_lambda": request["mmr_lambda"],
-        }
-        query, _ = m._query_numbers(
-            core["user_rows"], rows, hashes, present, None, request["timestamp"]
-        )
-        cosines, retrieved = m._retrieve(query, rows, request["exclude_seen"], m.num_candidates)
-        relevance = m._relevance(query, m._catalog(retrieved + 1)[1], cosines)
-        return {
-            "core": {name: np.asarray(value) for name, value in core.items()},
-            "ranking": {
-                "query_vector": query.numpy(),
-                "rows": retrieved.numpy(),
-                "cosines": cosines.numpy(),
-            },
-            "mmr": {"rows": retrieved.numpy(), "relevance": relevance.numpy()},
-            "call": {"x": np.zeros(1, np.float32)},
-        }
-
-
-def session_call(path: str, signature: str, inputs: dict[str, np.ndarray], held: bool):
-    """A callable that runs one signature of a SavedModel the way TF Serving does: a session
-    over the loaded MetaGraph, fetched by the signature's tensor names. `held`: the inputs
-    are variables mapped onto the signature's inputs; otherwise they are fed from NumPy."""
-    graph = tf.Graph()
-    with graph.as_default():
-        session = tf.compat.v1.Session(graph=graph)
-        input_map = None
-        if held:
-            names = signature_input_names(path, signature)
-            request = {
-                name: tf.Variable(value, name=f"request_{name}") for name, value in inputs.items()
-            }
-            input_map = {names[name]: request[name].read_value() for name in inputs}
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path, input_map=input_map)
-        if held:
-            session.run([variable.initializer for variable in request.values()])
-    sig = meta.signature_def[signature]
-    fetches = {name: info.name for name, info in sig.outputs.items()}
-    if held:
-        return session.make_callable(fetches)
-    run = session.make_callable(fetches, feed_list=[sig.inputs[name].name for name in inputs])
-    values = list(inputs.values())
-    return lambda: run(*values)
-
-
-def signature_input_names(path: str, signature: str) -> dict[str, str]:
-    """Each input of a signature → its tensor's name in the MetaGraph (read from the
-    SavedModel's proto, without loading it)."""
-    saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
-        saved.ParseFromString(file.read())
-    (meta,) = [m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags]
-    return {name: info.name for name, info in meta.signature_def[signature].inputs.items()}
-
-
-def feed_overhead(inputs: dict[str, np.ndarray]):
-    """A callable that feeds `inputs` from NumPy to a graph that only passes them through:
-    what Python's feed path alone costs."""
-    graph = tf.Graph()
-    with graph.as_default():
-        holders = [
-            tf.compat.v1.placeholder(tf.string if value.dtype.kind == "S" else value.dtype)
-            for value in inputs.values()
-        ]
-        outputs = [tf.identity(holder) for holder in holders]
-        session = tf.compat.v1.Session(graph=graph)
-    run = session.make_callable(outputs, feed_list=holders)
-    values = list(inputs.values())
-    return lambda: run(*values)
-
-
-def interleaved(fns: dict, repeats: int, rounds: int = 50) -> dict:
-    """p50 and p99 of each callable over `repeats` calls, made in `rounds` short rounds that
-    take turns: this machine's speed drifts by tens of percent within seconds, and short
-    alternating rounds spread the drift over every callable alike."""
-    for fn in fns.values():
-        for _ in range(20):  # warm-up
-            fn()
-    runs = {key: [] for key in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            runs[key].extend(call_times(fn, max(repeats // rounds, 1)))
-    return {key: percentiles(times) for key, times in runs.items()}
-
-
-def call_times(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def percentiles(times: list[float]) -> dict[str, float]:
-    ms = np.array(times) * 1000.0
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def breakdown_text(recommend: float, floor: float, stages: dict[str, float]) -> str:
