@@ -60,7 +60,12 @@ class ModelConfig:
         (default) picks 1 for implicit feedback (every label equal) and 0 for ratings.
       cross_layers: DCN-v2 cross layers of the ranking head.
       cross_projection_dim: Rank of each cross layer's weight matrix (DCN-v2's low-rank
-        cross: two thin matrices instead of a square one); `null` keeps it full rank.
+        cross: two thin matrices instead of a square one); `null` keeps it full rank. 32 by
+        default: the head scores every retrieved candidate of a request, and at rank 32 each
+        costs about half the multiply-adds (`benchmarks/serving_bench.py`: the ranking stage
+        over 200 candidates 0.43 ms against 0.55 ms full rank), with ML-1M's validation slice
+        no worse (seed 1: recall@50 0.511, ndcg@10 0.112) and MovieLens 100K's TFRS-protocol
+        RMSE 0.908 (full rank 0.904).
       deep_layers: Dense layer sizes after the cross layers.
     """
 
@@ -84,7 +89,7 @@ class ModelConfig:
     ranking_head_only: bool = False
     ranking_negatives: int | None = None
     cross_layers: int = 2
-    cross_projection_dim: int | None = None
+    cross_projection_dim: int | None = 32
     deep_layers: list[int] = field(default_factory=lambda: [64, 32])
 
 
