@@ -25,11 +25,9 @@ from serving.ids import first_hashes
 from serving.index import CatalogIndex
 from serving.mmr import mmr_select
 from serving.mmr_compiled import mmr_select_static
-from serving.top_k import block_width, blocked_top_k
+from serving.top_k import NEG, block_width, blocked_top_k
 
 __all__ = ["NEG", "ServingCore", "relative_likelihood", "take", "top_k_excluding"]
-
-NEG = -1e9  # the score of an excluded item: below every cosine, logit and relevance
 
 
 def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
