@@ -76,8 +76,8 @@ class PartitionedIndex(tf.Module):
         Returns:
           `[batch, count]` scores, best first, and catalog rows: excluded items and padding
           last, at `NEG` (padding with row -1), only where fewer than `count` others exist.
-          Equal scores keep the lower catalog row first, as exact top-k does, where at most
-          `count` of them straddle the cut.
+          Equal scores keep the lower catalog row first, as exact top-k does (see
+          `top_by_row` for the one limit).
         """
         probed = tf.math.top_k(tf.matmul(query, self.centroids, transpose_b=True), self.probes)
         probed = probed.indices  # [batch, probes]: the closest centroids first
@@ -113,7 +113,8 @@ def top_by_row(scores, rows, count) -> tuple[tf.Tensor, tf.Tensor]:
 
     A top-k breaks ties by column, and here the columns are in probe order, so: the top
     2 × `count` by score, reordered by row, and then the top `count` of those, whose ties now
-    fall to the lower row. Exact wherever at most `count` equal scores straddle the cut."""
+    fall to the lower row. Exact wherever at most 2 × `count` items score at least the
+    `count`-th score (a tie wider than that keeps the first of it in probe order)."""
     n = scores.shape[1]
     wide = min(2 * count, n) if isinstance(count, int) else tf.minimum(2 * count, n)
     top = tf.math.top_k(scores, k=wide)
