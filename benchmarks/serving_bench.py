@@ -139,7 +139,9 @@ def main() -> None:
     ).model
     model = Recommender(space, model_config, history_length=20)
     print(f"history encoder: {args.history_pooling}", file=sys.stderr)
-    serving = ServingConfig(num_candidates=200, max_k=50, max_candidates=1000)
+    # Exact retrieval at every --items: the floor is its brute force (a catalog from
+    # `serving.index`'s crossover up would otherwise be partitioned, without the exact table).
+    serving = ServingConfig(num_candidates=200, max_k=50, max_candidates=1000, index="exact")
     print(f"building the serving module over {args.items:,} items", file=sys.stderr)
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, None, serving)
     # The saved models take ~0.9 GB at 100,000 items: removed when the process ends.

@@ -3,8 +3,9 @@
 * the contract: `signatures` (every signature's inputs and outputs), `requests` (request rows to
   tensors), `checks` (the graph's argument checks);
 * the graph: `module` (the `tf.Module` of signatures), `core` (retrieval, ranking, MMR,
-  explanations), `index` (the catalog arrays), `mmr`, `mmr_compiled`, `mmr_reference` (its NumPy
-  oracle), `top_k`, `ids`, `buckets`;
+  explanations), `index` (the catalog arrays), `partitions` and `probe` (the partitioned index:
+  its k-means at export, its search in the graph), `mmr`, `mmr_compiled`, `mmr_reference` (its
+  NumPy oracle), `top_k`, `ids`, `buckets`;
 * exporting: `export` (`recsys export`), `warmup`, `deploy` (TF Serving's files);
 * shipping: `gate` (the validation gate), `drift` (data drift against the served run), `push`
   (`recsys validate`, `push`, `rollback`), `versions` (the model base's version folders);

@@ -15,6 +15,8 @@ these methods on it to time a request's stages alone.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -25,11 +27,11 @@ from serving.ids import first_hashes
 from serving.index import CatalogIndex
 from serving.mmr import mmr_select
 from serving.mmr_compiled import mmr_select_static
-from serving.top_k import block_width, blocked_top_k
+from serving.partitions import Partitions, probes_for
+from serving.probe import PartitionedIndex, blend_candidates
+from serving.top_k import NEG, block_width, blocked_top_k
 
 __all__ = ["NEG", "ServingCore", "relative_likelihood", "take", "top_k_excluding"]
-
-NEG = -1e9  # the score of an excluded item: below every cosine, logit and relevance
 
 
 def relative_likelihood(scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
@@ -69,6 +71,10 @@ def take(values: tf.Tensor, positions: tf.Tensor, fill) -> tf.Tensor:
 class ServingCore(tf.Module):
     """The catalog index as variables, and the numbers of recommend and mmr.
 
+    The index's candidate vectors are searched exactly or, where `serving.index` partitions
+    them (a large catalog), through `PartitionedIndex`; either way retrieval returns the same
+    kind of answer, and what follows it does not change.
+
     Args:
       model: The trained recommender (weights loaded).
       index: The model's catalog index (`build_index`).
@@ -90,7 +96,13 @@ class ServingCore(tf.Module):
         # The catalog index (`CatalogIndex` says what each table is), as variables.
         self.ids = tf.Variable(index.ids, dtype=tf.string, trainable=False, name="ids")
         self.item_vectors = tf.Variable(index.item_vectors, trainable=False, name="item_vectors")
-        self.index = tf.Variable(index.index, trainable=False, name="index")
+        # The candidate vectors, searched exactly, or (`serving.index`) grouped in partitions
+        # of which a request searches a few: then the exact table is left out of the model.
+        self.index = self.partitioned = None
+        if index.partitions is None:
+            self.index = tf.Variable(index.index, trainable=False, name="index")
+        else:
+            self.partitioned = PartitionedIndex(index.partitions, self._probes(index.partitions))
         self.text_index = None
         if index.text_index is not None:
             self.text_index = tf.Variable(index.text_index, trainable=False, name="text_index")
@@ -99,6 +111,26 @@ class ServingCore(tf.Module):
         )
         self.similarity_dim = index.similarity_dim
         self.catalog_table = tf.Variable(index.catalog_table, trainable=False, name="catalog_table")
+
+    def _probes(self, partitions: Partitions) -> int:
+        """`serving.index_probes`, raised so that any probed partitions hold the most items a
+        signature asks for plus the most it excludes (the history; one item in
+        `similar_items`): then no request gets fewer items than from exact search."""
+        c = self.config
+        most = max(self.num_candidates, c.max_candidates, c.max_k) + c.max_history
+        return probes_for(partitions.sizes, c.index_probes, min(most, self.catalog_size))
+
+    def index_summary(self) -> dict[str, object]:
+        """How the catalog is searched, for the export's manifest and log."""
+        if self.partitioned is None:
+            return {"kind": "exact"}
+        p = self.partitioned
+        return {
+            "kind": "partitioned",
+            "partitions": int(p.centroids.shape[0]),
+            "probes": p.probes,
+            "width": p.width,  # slots per probed partition: its largest size
+        }
 
     def _similarity(self, table_rows: tf.Tensor) -> tf.Tensor:
         """Similarity vectors of `_rows` (catalog row + 1; 0: zeros): whole rows of the table,
@@ -120,14 +152,25 @@ class ServingCore(tf.Module):
         """Top `count` cosines and catalog rows (0-based) for each request; `history_rows`: the
         history ids' catalog rows + 1 (0: outside the catalog); `compiled`: the caller runs
         under XLA; `query_embedding`: the requests' query text embeddings (zero rows: none),
-        blended in where present."""
-        scores = tf.matmul(
-            tf.math.l2_normalize(query_vector, axis=-1), self.index, transpose_b=True
-        )
-        if self.text_index is not None and query_embedding is not None:
-            scores = blend_query(scores, query_embedding, self.text_index, self.config.query_weight)
+        blended in where present. With a partitioned index, the top of the probed partitions
+        (`serving/probe.py`), compiled or not."""
+        query_vector = tf.math.l2_normalize(query_vector, axis=-1)
         rows = history_rows - 1  # -1: not in the catalog
         seen = (rows >= 0) & exclude_seen[:, tf.newaxis]
+        blend = self.text_index is not None and query_embedding is not None
+        if self.partitioned is not None:
+            rescore = None
+            if blend:  # the query's text over the probed candidates alone
+                rescore = functools.partial(
+                    blend_candidates,
+                    query_embedding=query_embedding,
+                    text_index=self.text_index,
+                    weight=self.config.query_weight,
+                )
+            return self.partitioned.search(query_vector, count, rows, seen, rescore)
+        scores = tf.matmul(query_vector, self.index, transpose_b=True)
+        if blend:
+            scores = blend_query(scores, query_embedding, self.text_index, self.config.query_weight)
         if not compiled:
             return top_k_excluding(scores, count, rows, seen)
         # Compiled, the score row is updated in place: the history's entries drop to `NEG`

@@ -137,6 +137,12 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
     model = load_trained_model(config, space)
     encoder = _text_encoder(config, space)
     module = RecommenderServing(model, space.catalog_ids, space.text_embeddings, encoder, s)
+    index = module.index_summary()
+    if index["kind"] == "partitioned":
+        say(
+            f"export: a partitioned index: {index['partitions']:,} partitions of at most "
+            f"{index['width']:,} items, {index['probes']} searched per request"
+        )
     base = s.export_path(config.work_dir)
     model_dir = os.path.join(base, s.model_name)
     os.makedirs(model_dir, exist_ok=True)
@@ -166,6 +172,7 @@ def export(config: Config, fail_before_publish=None) -> dict[str, Any]:
             "created_at": format_timestamp(int(time.time())),
             "catalog_items": len(space.catalog_ids),
             "text_queries": encoder is not None,  # False: a non-empty query is refused
+            "index": index,
             "serving": {k: v for k, v in vars(s).items() if k not in ("batching",)},
             "trained": {k: trained.get(k) for k in ("created_at", "epochs_run", "best_val_loss")},
             "metrics": _evaluation_metrics(config),

@@ -1,8 +1,9 @@
 """The catalog index: every array the serving graph looks catalog items up in, built at export.
 
-Retrieval in the served graph is an exact brute-force matmul + top-k over the candidate vector
-of every catalog item (cold items included, through their text and categories), which the
-stock TF Serving binary runs. Those vectors, and the other per-item tables the signatures read
+Retrieval in the served graph scores the candidate vector of every catalog item (cold items
+included, through their text and categories): by brute force, or, over a large catalog
+(`serving.index`), through k-means partitions of those vectors (`serving/partitions.py`),
+which are computed here too. Those vectors, and the other per-item tables the signatures read
 (the item encoder's vectors for histories, the similarity vectors MMR and the explanations
 compare), are computed here once, by calling the trained model over the catalog in batches and
 finishing in NumPy. Nothing here is part of a served graph: `build_index` returns arrays, and
@@ -19,6 +20,8 @@ import tensorflow as tf
 from models.query_blend import text_index
 from models.recommender import Recommender
 from pipeline.core.config import ServingConfig
+from pipeline.core.progress import say
+from serving.partitions import Partitions, build_partitions
 
 __all__ = ["CatalogIndex", "build_index", "principal_directions"]
 
@@ -43,6 +46,8 @@ class CatalogIndex:
         the caches, not one per table. Row 0 is for ids outside the catalog and padding: zeros,
         similar to nothing.
       similarity_dim: The width of the similarity vectors, `catalog_table`'s first columns.
+      partitions: `index`'s rows grouped by k-means, for a partitioned search
+        (`serving.index`), or None for an exact one.
     """
 
     ids: list[str]
@@ -52,6 +57,7 @@ class CatalogIndex:
     unknown_similarity: np.ndarray
     catalog_table: np.ndarray
     similarity_dim: int
+    partitions: Partitions | None = None
 
     @property
     def catalog_size(self) -> int:
@@ -73,7 +79,7 @@ def build_index(
       text_embeddings: `[catalog, text_dim]` text embeddings (zero rows without text), used by
         MMR and the explanations when `config.mmr_embedding` is `text`; like the candidate
         vectors, projected to `config.similarity_dim` directions (`principal_directions`).
-      config: Serving settings (`mmr_embedding`, `similarity_dim`).
+      config: Serving settings (`mmr_embedding`, `similarity_dim`, the `index` settings).
       text_queries: Whether the module encodes free-text queries (a `text_index` only then).
     """
     has_text = text_embeddings is not None and text_embeddings.size > 0
@@ -92,6 +98,10 @@ def build_index(
     unknown = _unit_rows((unknown @ basis)[np.newaxis])[0]
     table = np.concatenate([similarity, vectors], axis=1)
     table = np.concatenate([np.zeros((1, table.shape[1])), table])
+    partitions = None
+    if config.index_kind(len(catalog_ids)) == "partitioned":
+        say(f"export: k-means partitions of the {len(catalog_ids):,} candidate vectors")
+        partitions = build_partitions(normalized, config.index_partitions)
     return CatalogIndex(
         ids=["", *catalog_ids],
         item_vectors=items,
@@ -100,6 +110,7 @@ def build_index(
         unknown_similarity=unknown,
         catalog_table=table.astype(np.float32),
         similarity_dim=similarity.shape[1],
+        partitions=partitions,
     )
 
 

@@ -3,7 +3,9 @@
 Every signature in `serving/signatures.py` is a `tf.function` here. The catalog index is the
 candidate embedding of every catalog item (cold items included, through their text and
 categories), computed once at export and stored as a variable; retrieval is an exact
-brute-force matmul + top-k inside the graph, which the stock TF Serving binary runs.
+brute-force matmul + top-k inside the graph or, over a large catalog, a search of the few
+k-means partitions closest to the query (`serving.index`: `serving/probe.py`), both in ops the
+stock TF Serving binary runs; `retrieve`, recommend and `similar_items` search the same one.
 
 recommend (`serving_default`) = query tower → top `num_candidates` of the catalog (the request's
 history excluded when asked) → the ranking head scores them → MMR picks `k` → for each pick,
@@ -295,9 +297,13 @@ class RecommenderServing(ServingCore):
         ]
         with tf.control_dependencies(checks):
             vectors = self.model.candidate_embedding(item_ids)
-        scores = tf.matmul(vectors, self.index, transpose_b=True)
         own = (self._rows(item_ids) - 1)[:, tf.newaxis]  # an item is not similar to itself
-        return self._first_k(*top_k_excluding(scores, _widest(k), own, own >= 0), k)
+        if self.partitioned is not None:
+            found = self.partitioned.search(vectors, _widest(k), own, own >= 0)
+        else:
+            scores = tf.matmul(vectors, self.index, transpose_b=True)
+            found = top_k_excluding(scores, _widest(k), own, own >= 0)
+        return self._first_k(*found, k)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """The signature map for `tf.saved_model.save`."""

@@ -24,7 +24,9 @@ import math
 
 import tensorflow as tf
 
-__all__ = ["block_width", "blocked_top_k"]
+__all__ = ["NEG", "block_width", "blocked_top_k"]
+
+NEG = -1e9  # the score of an excluded item: below every cosine, logit and relevance
 
 # Below this many scores per item kept, the two top-ks' fixed costs (about 15 µs each, plus a
 # sort of the kept blocks) are more than the one top-k they replace. Measured with XLA on a

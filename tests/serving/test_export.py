@@ -76,7 +76,12 @@ print(json.dumps({s: {k: v.numpy().tolist() for k, v in o.items()} for s, o in o
 def test_a_fresh_process_calls_every_signature(exported, loaded):
     _, path = exported
     _, _, space = loaded
-    items = space.catalog_ids
+    fresh_process_calls_every_signature(path, space.catalog_ids)
+
+
+def fresh_process_calls_every_signature(path: str, items: list[str]) -> None:
+    """Loads the SavedModel at `path` in a new interpreter, calls each signature once (the
+    catalog's `items` as ids) and checks every answer's shape and ids."""
     out = run_fresh_python(_FRESH_PROCESS, path, json.dumps(items[:5]))
     recommended = out["serving_default"]["item_ids"][0]
     assert len(recommended) == 3 and len(set(recommended)) == 3

@@ -31,6 +31,13 @@ _FORBIDDEN = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
 
 def test_every_op_is_core_tensorflow_or_tf_text(exported):
     _, path = exported
+    assert_stock_server_ops(path)
+
+
+def assert_stock_server_ops(path: str) -> set[str]:
+    """Checks that every op of the SavedModel at `path` is one the stock server links, that
+    the query is tokenized in the graph, and that recommend and mmr are compiled; returns the
+    ops."""
     ops = run_fresh_python(_CLASSIFY, path)
     assert ops["other"] == [], f"ops outside core TensorFlow and TF Text: {ops['other']}"
     used = set(ops["core"]) | set(ops["text"])
@@ -42,3 +49,4 @@ def test_every_op_is_core_tensorflow_or_tf_text(exported):
     # recommend's and mmr's cores are compiled (their ops are core ops too, listed above): the
     # server needs --xla_cpu_compilation_enabled, which the written docker-compose.yml passes.
     assert ops["xla"] >= 2
+    return used

@@ -32,8 +32,10 @@ from pipeline.core.config.root import Config, validate
 from pipeline.core.config.run import RunConfig
 from pipeline.core.config.sample_data import SampleDataConfig
 from pipeline.core.config.serving import (
+    INDEXES,
     MMR_EMBEDDINGS,
     MODEL_NAME,
+    PARTITIONED_FROM,
     RELEVANCES,
     ServingBatching,
     ServingConfig,
@@ -44,8 +46,10 @@ from pipeline.core.config.train import STRATEGIES, TrainConfig
 __all__ = [
     "FORMATS",
     "HISTORY_POOLINGS",
+    "INDEXES",
     "MMR_EMBEDDINGS",
     "MODEL_NAME",
+    "PARTITIONED_FROM",
     "RELEVANCES",
     "RETRIEVAL_NEGATIVES",
     "RUNNING_MODES",

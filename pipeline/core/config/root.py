@@ -99,6 +99,7 @@ def validate(config: Config) -> None:
     gate.validate(config.gate, problems)
     evaluate.validate(config.evaluate, problems)
     serving.validate_requests_and_server(config.serving, problems)
+    serving.validate_index(config.serving, problems)
     beam.validate(config.beam, problems)
     run.validate(config.run, problems)
     # No rule relates two sections yet; one that does belongs here, after the sections' own.

@@ -8,17 +8,25 @@ from dataclasses import dataclass, field
 from pipeline.core.config.checks import Problems
 
 __all__ = [
+    "INDEXES",
     "MMR_EMBEDDINGS",
     "MODEL_NAME",
+    "PARTITIONED_FROM",
     "RELEVANCES",
     "ServingBatching",
     "ServingConfig",
+    "validate_index",
     "validate_paths",
     "validate_requests_and_server",
 ]
 
 MMR_EMBEDDINGS = ("candidate", "text")
 RELEVANCES = ("blend", "retrieval", "ranking")
+INDEXES = ("auto", "exact", "partitioned")
+# `serving.index: auto` partitions a catalog of at least this many items and searches a smaller
+# one exactly. A first guess, to be replaced by the crossover that the index benchmark measures
+# (the catalog size where the partitioned search starts to cost less than brute force).
+PARTITIONED_FROM = 300_000
 # A model name is a folder name under the model base and a path segment of TF Serving's REST
 # URLs (`/v1/models/<name>`, which the server matches with `[^/:]+`): a letter or digit first,
 # so never "." or ".." or a hidden folder, then letters, digits, "_", "." and "-".
@@ -84,6 +92,15 @@ class ServingConfig:
         latency). The server must then run with `--xla_cpu_compilation_enabled=true`, which
         the written `docker-compose.yml` passes; a server without it fails the model's warmup
         at load. False exports the same signatures for the executor alone.
+      index: How retrieval, recommend and `similar_items` search the catalog: `exact` (brute
+        force over every item: the true top, at a cost that grows with the catalog),
+        `partitioned` (k-means partitions at export; a request scores the partitions'
+        centroids and then the members of its `index_probes` closest ones: most of the true
+        top at a fraction of the cost) or `auto` (partitioned from `PARTITIONED_FROM` items).
+      index_probes: Partitions a request searches, at least; raised at export to as many as
+        always hold the most items a request takes plus its history (so that every request
+        gets as many items as exact search gives it), and at most all of them (which is exact).
+      index_partitions: Partitions of a partitioned index; null: about √(catalog items).
       keep_versions: Versions TF Serving keeps serving (`models.config` version policy).
       keep_exports: Versions kept under `export_base` (each export removes the older ones, so
         a scheduled retrain does not fill the disk); 0 keeps every export.
@@ -108,6 +125,9 @@ class ServingConfig:
     mmr_embedding: str = "text"
     similarity_dim: int = 64
     xla: bool = True
+    index: str = "auto"
+    index_probes: int = 16
+    index_partitions: int | None = None
     keep_versions: int = 3
     keep_exports: int = 3
     image: str = "tensorflow/serving:2.20.0"
@@ -122,6 +142,29 @@ class ServingConfig:
     def export_path(self, work_dir: str) -> str:
         """`export_base` with `{work_dir}` substituted."""
         return self.export_base.replace("{work_dir}", work_dir)
+
+    def index_kind(self, catalog_items: int) -> str:
+        """`exact` or `partitioned`: `index`, with `auto` decided by the catalog's size."""
+        if self.index != "auto":
+            return self.index
+        return "partitioned" if catalog_items >= PARTITIONED_FROM else "exact"
+
+
+def validate_index(serving: ServingConfig, problems: Problems) -> None:
+    """Records each semantic error of the catalog index's settings."""
+    problems.choice("serving.index", serving.index, INDEXES)
+    problems.check(
+        serving.index_probes >= 1,
+        "serving.index_probes",
+        serving.index_probes,
+        "must be at least 1",
+    )
+    problems.check(
+        serving.index_partitions is None or serving.index_partitions >= 1,
+        "serving.index_partitions",
+        serving.index_partitions,
+        "must be null (about √ of the catalog's items) or at least 1",
+    )
 
 
 def validate_paths(serving: ServingConfig, problems: Problems) -> None:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pipeline.core.config import config_from_dict, load_config, validate
+from pipeline.core.config import PARTITIONED_FROM, config_from_dict, load_config, validate
 from pipeline.core.errors import ConfigError
 
 
@@ -42,6 +42,9 @@ from pipeline.core.errors import ConfigError
         (["beam.direct_running_mode=fast"], "beam.direct_running_mode", "'fast'"),
         (["model.cross_projection_dim=0"], "model.cross_projection_dim", "0"),
         (["serving.keep_exports=-1"], "serving.keep_exports", "-1"),
+        (["serving.index=ivf"], "serving.index", "'ivf'"),
+        (["serving.index_probes=0"], "serving.index_probes", "0"),
+        (["serving.index_partitions=0"], "serving.index_partitions", "0"),
     ],
 )
 def test_validate_errors_name_field_and_value(overrides, field, value):
@@ -63,10 +66,22 @@ def test_validate_errors_name_field_and_value(overrides, field, value):
         ["preprocess.vocab.item_min_count=0", "preprocess.output_shards=0"],
         ["model.cross_projection_dim=32"],
         ["model.cross_projection_dim=null"],
+        ["serving.index=partitioned", "serving.index_probes=1", "serving.index_partitions=1"],
+        ["serving.index=exact", "serving.index_partitions=null"],
     ],
 )
 def test_valid_settings_pass(overrides):
     load_config(None, overrides)
+
+
+def test_an_auto_index_partitions_a_catalog_from_the_crossover_on():
+    serving = load_config(None).serving
+    assert serving.index == "auto"
+    assert serving.index_kind(PARTITIONED_FROM - 1) == "exact"
+    assert serving.index_kind(PARTITIONED_FROM) == "partitioned"
+    exact = load_config(None, ["serving.index=exact"]).serving
+    assert exact.index_kind(10 * PARTITIONED_FROM) == "exact"
+    assert load_config(None, ["serving.index=partitioned"]).serving.index_kind(2) == "partitioned"
 
 
 @pytest.mark.parametrize(
