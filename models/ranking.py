@@ -22,6 +22,9 @@ import numpy as np
 __all__ = ["Ranking", "rank_queries"]
 
 _BATCH = 512
+# Scores held per batch, at most: at 1M catalog items a batch is 16 queries (a 134 MB float64
+# block), where 512 queries would need 4 GB.
+_SCORES_PER_BATCH = 1 << 24
 
 
 @dataclass
@@ -55,13 +58,19 @@ def rank_queries(
       seed: Seed of the tie-breaking.
       k: Length of the `topk` lists.
       progress: Called with the number of queries done after each batch.
+
+    The queries go in batches of at most `_SCORES_PER_BATCH` scores (and 512 queries), so a
+    catalog of millions of items streams through in small blocks; the answers do not depend
+    on the batches (the tie-breaking draws come in query order either way).
     """
     rng = np.random.default_rng(seed)
     ranks, tops = [], []
-    for start in range(0, len(truth), _BATCH):
-        rows = np.arange(start, min(start + _BATCH, len(truth)))
+    start, batch = 0, 1  # one query first: the catalog's size sets the batches after it
+    while start < len(truth):
+        rows = np.arange(start, min(start + batch, len(truth)))
         scores = np.array(score(rows), dtype=np.float64)
         n = scores.shape[1]
+        start, batch = rows[-1] + 1, max(1, min(_BATCH, _SCORES_PER_BATCH // max(n, 1)))
         excluded = np.zeros(scores.shape, bool)
         if exclusions is not None:
             for r, q in enumerate(rows):

@@ -53,3 +53,25 @@ def test_ties_count_only_items_with_the_same_score():
     scores = np.tile([0.5, 0.9, 0.5, 0.1], (400, 1))
     ranking = rank_queries(lambda rows: scores[rows], np.zeros(400, np.int64), None, 1, 2)
     assert set(ranking.ranks.tolist()) == {2, 3}
+
+
+def test_batches_hold_a_bounded_number_of_scores_and_change_no_answer(monkeypatch):
+    """A large catalog streams: no batch past the first query holds more than the budget of
+    scores, and ranks, ties and top-k are those of the default batches."""
+    rng = np.random.default_rng(0)
+    queries, items = 50, 300
+    scores = rng.integers(0, 5, size=(queries, items)).astype(float)  # many ties
+    truth = rng.integers(0, items, size=queries)
+    exclusions = [rng.choice(items, size=3, replace=False) for _ in truth]
+    before = rank_queries(lambda rows: scores[rows], truth, exclusions, 7, 10)
+    monkeypatch.setattr("models.ranking._SCORES_PER_BATCH", 1000)
+    sizes = []
+
+    def score(rows):
+        sizes.append(len(rows))
+        return scores[rows]
+
+    after = rank_queries(score, truth, exclusions, 7, 10)
+    assert sum(sizes) == queries and max(sizes) * items <= 1000
+    np.testing.assert_array_equal(after.ranks, before.ranks)
+    np.testing.assert_array_equal(after.topk, before.topk)
