@@ -63,12 +63,12 @@ def split_each_batch(dataset: tf.data.Dataset) -> tf.data.Dataset:
     events per step, split among the workers. TensorFlow's default sharding gives each worker
     whole files when there are at least as many files as workers, but preprocess's shards (one
     user hash each) hold different numbers of events, so the workers would run different
-    numbers of steps; a worker out of data then feeds empty batches, and a softmax over an
-    empty batch is NaN. Sharding by data every worker reads all files and keeps its slice of
-    each global batch: the same batches, in the same order, as one worker trains on (the
-    shuffle is seeded, `train.seed`, so every worker's copy orders the events alike). The price,
-    each worker reading the whole split, is small beside a training step. Other strategies
-    ignore the option.
+    numbers of steps (one out of data feeding empty batches to keep in step with the others).
+    Sharding by data every worker reads all files and keeps its slice of each global batch:
+    the same batches, in the same order, as one worker trains on (the shuffle is seeded,
+    `train.seed`, so every worker's copy orders the events alike). The price, each worker
+    reading the whole split, is small beside a training step. Other strategies ignore the
+    option.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
