@@ -3,7 +3,8 @@
 * the model: `features` (id vocabularies, the item table), `towers` (item encoder, query tower),
   `sequence` (the self-attention history encoder), `softmax` (retrieval losses), `recommender`
   (one `tfrs.Model` with a retrieval and a ranking task), `query_blend` (free-text queries);
-* `train`: `recsys train`, fitting it on the preprocess TFRecords;
+* `train`: `recsys train`, fitting it on the preprocess TFRecords; `distributed`: which worker
+  writes what when several train it together;
 * evaluation, the only reader of the eval split: `evaluate` (`recsys evaluate`), `eval_data`,
   `ranking` (full-catalog ranking as serving ranks), `baselines`, `metrics`, `compare` (the best
   baseline on a metric) and `diversity` (the diversity sweep of the exported MMR).

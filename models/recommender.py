@@ -29,6 +29,7 @@ import tensorflow_recommenders as tfrs
 
 from models.features import FeatureSpace
 from models.softmax import (
+    batch_mean,
     catalog_softmax_loss,
     history_columns,
     in_batch_softmax_loss,
@@ -75,10 +76,11 @@ class Recommender(tfrs.Model):
         # Row 0 (ids outside the catalog): the mean probability.
         unknown = probability.mean() if len(probability) else 1.0
         self._probability_value = np.concatenate([[unknown], probability]).astype(np.float32)
+        # Both tasks' losses per example, each averaged over the batch by `batch_mean` (TFRS
+        # sums), so the loss weights compare like with like.
         self.retrieval = tfrs.tasks.Retrieval(
-            # A mean over the batch (TFRS sums), so the loss weights compare like with like.
             loss=tf.keras.losses.CategoricalCrossentropy(
-                from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+                from_logits=True, reduction=tf.keras.losses.Reduction.NONE
             ),
             temperature=config.temperature,
             remove_accidental_hits=config.remove_accidental_hits,
@@ -93,7 +95,7 @@ class Recommender(tfrs.Model):
         ]
         self.rating = tf.keras.layers.Dense(1, name="rating")
         self.ranking = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.MeanSquaredError(),
+            loss=tf.keras.losses.MeanSquaredError(reduction=tf.keras.losses.Reduction.NONE),
             metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
         )
         negatives = config.ranking_negatives
@@ -249,16 +251,18 @@ class Recommender(tfrs.Model):
                 history_columns(history_rows, rows),
                 sample_weight,
             )
-        return self.retrieval(
-            query,
-            candidate,
-            sample_weight=sample_weight,
-            candidate_sampling_probability=(
-                self.candidate_probability(item_ids) if c.logq_correction else None
-            ),
-            candidate_ids=item_ids if c.remove_accidental_hits else None,
-            compute_metrics=False,
-            compute_batch_metrics=False,
+        return batch_mean(
+            self.retrieval(
+                query,
+                candidate,
+                sample_weight=sample_weight,
+                candidate_sampling_probability=(
+                    self.candidate_probability(item_ids) if c.logq_correction else None
+                ),
+                candidate_ids=item_ids if c.remove_accidental_hits else None,
+                compute_metrics=False,
+                compute_batch_metrics=False,
+            )
         )
 
     def history_rows(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -306,12 +310,36 @@ class Recommender(tfrs.Model):
             labels, predictions, weights = self.ranking_examples(
                 query, candidate, features["item_id"], features["label"], ranking_weight
             )
-            loss += c.ranking_weight * self.ranking(
-                labels=labels[:, tf.newaxis],
-                predictions=predictions[:, tf.newaxis],
-                sample_weight=weights,
+            loss += c.ranking_weight * batch_mean(
+                self.ranking(
+                    labels=labels[:, tf.newaxis],
+                    predictions=predictions[:, tf.newaxis],
+                    sample_weight=weights,
+                )
             )
-        return loss
+        # Under a tf.distribute strategy each replica's loss is the mean over its slice of the
+        # global batch and the replicas' gradients are summed: divided by their number, the sum
+        # is the gradient of the global batch's mean (as Keras scales a compiled loss), and the
+        # loss Keras reports, summed over the replicas, is that mean.
+        replicas = _replicas()
+        return loss if replicas == 1 else loss / replicas
+
+    def train_step(self, inputs):
+        return self._replica_share(super().train_step(inputs))
+
+    def test_step(self, inputs):
+        return self._replica_share(super().test_step(inputs))
+
+    def _replica_share(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """A step's logs as this replica's share: Keras sums the replicas' logs
+        (`distribute_reduction_method` "auto"). The losses are shares already (`compute_loss`);
+        a metric's result is synchronised across the replicas, the same on each, so each
+        returns that divided by their number."""
+        replicas = _replicas()
+        if replicas == 1:
+            return logs
+        names = {metric.name for metric in self.metrics}
+        return {k: v / replicas if k in names else v for k, v in logs.items()}
 
     def ranking_examples(
         self,
@@ -334,6 +362,11 @@ class Recommender(tfrs.Model):
         if len(predictions) == 1:
             return labels, predictions[0], weight
         return tf.concat(all_labels, 0), tf.concat(predictions, 0), tf.concat(weights, 0)
+
+
+def _replicas() -> int:
+    """The replicas training in sync under the current tf.distribute strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def negatives_mode(config: ModelConfig, trained_items: int) -> str:

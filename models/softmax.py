@@ -20,6 +20,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = [
+    "batch_mean",
     "catalog_softmax_loss",
     "history_columns",
     "in_batch_softmax_loss",
@@ -30,6 +31,14 @@ __all__ = [
 _MASKED = -1e9
 
 
+def batch_mean(losses: tf.Tensor) -> tf.Tensor:
+    """The mean of per-example (weighted) losses `[batch]`, 0 for an empty batch: Keras's
+    `SUM_OVER_BATCH_SIZE`, which Keras refuses inside a custom training step under a
+    tf.distribute strategy. A worker's share of the last, partial batch of an evaluation can be
+    empty under multi-worker training."""
+    return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
+
+
 def _mean_loss(logits: tf.Tensor, weight: tf.Tensor | None) -> tf.Tensor:
     """Cross-entropy with the positive in column 0, a weighted mean over the batch (the sum
     divided by the batch size, as the in-batch task reduces)."""
@@ -38,7 +47,7 @@ def _mean_loss(logits: tf.Tensor, weight: tf.Tensor | None) -> tf.Tensor:
     )
     if weight is not None:
         loss *= tf.cast(weight, loss.dtype)
-    return tf.reduce_mean(loss)
+    return batch_mean(loss)
 
 
 def history_columns(history_rows: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
@@ -86,7 +95,7 @@ def in_batch_softmax_loss(
     )
     if weight is not None:
         loss *= tf.cast(weight, loss.dtype)
-    return tf.reduce_mean(loss)
+    return batch_mean(loss)
 
 
 def catalog_softmax_loss(

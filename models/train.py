@@ -6,6 +6,9 @@ resumes from the last completed epoch (`BackupAndRestore`); the number of epochs
 the validation slice of train (never on the eval split, which only `recsys evaluate` reads);
 TensorBoard logs go to `<work_dir>/model/tensorboard`. The trained weights are published in
 `<work_dir>/model/trained/` with a manifest, only when training finished.
+
+With `train.strategy: multi_worker` every worker of the cluster runs this same function; only
+the chief writes the shared files (`models.distributed`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from models.distributed import (
+    barrier,
+    distribution_strategy,
+    split_each_batch,
+    writes_shared,
+)
 from models.features import FeatureSpace
 from models.recommender import Recommender
 from pipeline.core import schema
@@ -38,22 +48,12 @@ from pipeline.core.timestamps import format_timestamp
 
 __all__ = [
     "build_model",
-    "distribution_strategy",
     "load_feature_space",
     "load_trained_model",
     "train",
 ]
 
 STEP = "model"
-
-
-def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """The `train.strategy` setting as a tf.distribute strategy."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def load_feature_space(config: Config) -> FeatureSpace:
@@ -159,25 +159,27 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
     """
     started = time.time()
     t = config.train
+    strategy = distribution_strategy(t.strategy)  # first: multi_worker must precede any TF op
     tf.keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
     space = load_feature_space(config)
     pre_dir = config.step_dir("preprocess")
     out_dir = config.step_dir(STEP)
-    strategy = distribution_strategy(t.strategy)
     with strategy.scope():
         model = build_model(config, space)
 
     def events(patterns) -> tf.data.Dataset:
-        return make_dataset(
-            patterns,
-            schema.EVENTS,
-            t.batch_size,
-            shuffle_buffer=t.shuffle_buffer,
-            seed=t.seed,
-            cache=True,
-            drop_remainder=True,  # in-batch negatives: every step sees a full batch
+        return split_each_batch(
+            make_dataset(
+                patterns,
+                schema.EVENTS,
+                t.batch_size,  # the global batch: each worker takes its slice of it
+                shuffle_buffer=t.shuffle_buffer,
+                seed=t.seed,
+                cache=True,
+                drop_remainder=True,  # in-batch negatives: every step sees a full batch
+            )
         )
 
     validation_pattern = schema.output_pattern(pre_dir, "validation")
@@ -190,12 +192,17 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
     )
     selection: dict[str, Any] = {}
     history: dict[str, list] = {}
-    _discard_foreign_backups(out_dir, config)
+    chief = writes_shared(strategy)
+    if chief:
+        _discard_foreign_backups(out_dir, config)
+    barrier(strategy)  # the other workers read the backups the chief has kept
     chosen = os.path.join(out_dir, "backup-selection.json")  # a killed refit skips selection
     if select and t.refit and os.path.exists(chosen):
         selection = read_json(chosen)
     elif select:
-        validation = make_dataset(validation_pattern, schema.EVENTS, t.batch_size, cache=True)
+        validation = split_each_batch(
+            make_dataset(validation_pattern, schema.EVENTS, t.batch_size, cache=True)
+        )
         selection = _fit(
             model,
             events(schema.output_pattern(pre_dir, "train")),
@@ -206,7 +213,7 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
             t.early_stopping_patience,
         )
         selection = {k: [float(x) for x in v] for k, v in selection.items()}
-        if t.refit:
+        if t.refit and chief:
             write_json_atomic(chosen, selection)
     if select:
         history = selection
@@ -257,8 +264,8 @@ def train(config: Config, callbacks: list[tf.keras.callbacks.Callback] = ()) -> 
         },
         "timings": {"seconds": round(time.time() - started, 2)},
     }
-    _publish_weights(model, out_dir, manifest)
-    if os.path.exists(chosen):
+    _publish_weights(model, out_dir, manifest, strategy)
+    if chief and os.path.exists(chosen):
         os.remove(chosen)
     return manifest
 
@@ -285,7 +292,15 @@ def _discard_foreign_backups(out_dir: str, config: Config) -> None:
     write_json_atomic(stamp, settings)
 
 
-def _publish_weights(model: Recommender, out_dir: str, manifest: dict[str, Any]) -> None:
+def _publish_weights(
+    model: Recommender, out_dir: str, manifest: dict[str, Any], strategy: tf.distribute.Strategy
+) -> None:
+    """Publishes the weights and manifest in `<out_dir>/trained` (the chief, or a run on one
+    machine); another worker saves its copy into a folder of its own, which is thrown away."""
+    if not writes_shared(strategy):  # every worker saves: a save may need them all
+        with tempfile.TemporaryDirectory(prefix="recsys-worker-") as private:
+            model.save_weights(os.path.join(private, "weights"))
+        return
     final = os.path.join(out_dir, "trained")
     staging = staging_dir(final)
     try:

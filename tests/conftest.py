@@ -60,6 +60,7 @@ LONG_UNITS = (
     "exported",
     "tests/pipeline/orchestrate/test_run.py",
     "tests/models/test_real_data.py",
+    "tests/models/test_distributed.py",
 )
 _UNITS_FILE = "recsys_units_file"
 

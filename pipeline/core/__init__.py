@@ -6,7 +6,8 @@
 * `schema` the TFRecord features and output folders, the single source of truth for the writer
   (Beam), the reader (`reader`, with `tf.data`) and the serving signatures;
 * `manifest`, `staging`, `lock`, `timestamps`: a step's published folder and its
-  `manifest.json`, staging folders, the work directory's lock, time formats;
+  `manifest.json`, staging folders, the work directory's lock, time formats; `cluster`: which
+  worker of a multi-worker training run is the chief (the one that takes the lock);
 * `version_dirs`: a model's integer version folders, as TF Serving lists them;
 * `steps` the step names and their order, for the command line and the schedulers;
 * `progress`, `step_log`, `abort`: what a long step prints, where its logs go, and how a

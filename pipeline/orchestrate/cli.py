@@ -13,6 +13,7 @@ import contextlib
 import errno
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Callable
 
 from models.compare import best_baseline
 from pipeline.core import schema
+from pipeline.core.cluster import is_chief
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import ConfigError, NoSpaceLeft, RecsysError
 from pipeline.core.lock import work_dir_lock
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     try:
         config = load_config(args.config, args.overrides)
-        if args.command in _WRITERS:
+        if args.command in _WRITERS and _takes_lock(args.command, config):
             with work_dir_lock(config.work_dir):
                 sweep_staging(config)
                 args.handler(config, args, extra)
@@ -371,6 +373,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recsys {args.command}: error: {kind}{reason}", file=sys.stderr)
         return _exit_status(e)
     return 0
+
+
+def _takes_lock(command: str, config: Config) -> bool:
+    """Whether a writing step takes the work directory's lock (and sweeps the staging folders
+    of killed runs): all do but `recsys train` on a worker of a multi-worker run that is not
+    the chief. The chief writes every file the workers share (`models.distributed`) and holds
+    the lock for the run; the others write only into folders of their own and cannot outlive
+    it (every training step needs all of them). Their lock would refuse a second worker on the
+    chief's machine, and their sweep would delete the chief's staging folder as it publishes.
+    """
+    if command != "train" or config.train.strategy != "multi_worker":
+        return True
+    return is_chief(os.environ.get("TF_CONFIG"))
 
 
 def _exit_status(e: Exception) -> int:

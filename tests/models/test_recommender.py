@@ -9,6 +9,7 @@ import tensorflow as tf
 from models.features import FeatureSpace
 from models.recommender import Recommender
 from pipeline.core.config import ModelConfig
+from tests.conftest import run_fresh_python
 
 
 def _space():
@@ -251,3 +252,56 @@ def test_implicit_feedback_ranking_gets_in_batch_negatives():
     assert weights.numpy().tolist() == [1, 1, 1, 1, 1, 0, 1, 0]
     explicit = Recommender(_space(), ModelConfig(embedding_dim=8))
     assert explicit.ranking_negatives == 0
+
+
+# Two replicas in one process: the CPU split into two logical devices, which TensorFlow allows
+# only before it starts, hence a fresh process. Ranking only, without in-batch negatives, so
+# that an example's loss does not depend on the rest of its batch: one global batch of 4 on two
+# replicas (2 each) must then train as one replica on all 4 does.
+_TWO_REPLICAS = """
+import json
+
+import pipeline.core.keras2
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from models.recommender import Recommender
+from pipeline.core.config import ModelConfig
+from tests.models.test_recommender import _batch, _space
+
+config = ModelConfig(
+    embedding_dim=8, retrieval_weight=0.0, ranking_negatives=0, query_text_rate=0.0
+)
+initial = None
+
+
+def step(strategy):
+    global initial
+    with strategy.scope():
+        model = Recommender(_space(), config)
+        strategy.run(model.compute_loss, args=(_batch(),))  # builds the variables
+        initial = initial or model.get_weights()
+        model.set_weights(initial)
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.5))  # no Adam: it hides the scale
+    logs = model.fit(tf.data.Dataset.from_tensors(_batch()), verbose=0).history
+    return {k: v[0] for k, v in logs.items()}, model.get_weights()
+
+
+one, one_weights = step(tf.distribute.get_strategy())
+two, two_weights = step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+change = max(float(abs(a - b).max()) for a, b in zip(one_weights, initial))
+gap = max(float(abs(a - b).max()) for a, b in zip(one_weights, two_weights))
+print(json.dumps({"one": one, "two": two, "change": change, "gap": gap}))
+"""
+
+
+def test_two_replicas_train_and_report_as_one():
+    """Each replica's loss is its share of the global batch's mean: the loss and RMSE Keras
+    reports and the weights after a step are those of one replica on the whole batch."""
+    out = run_fresh_python(_TWO_REPLICAS)
+    for name in ("loss", "rmse"):
+        assert out["two"][name] == pytest.approx(out["one"][name], rel=1e-5), name
+    assert out["change"] > 1e-3  # the step moved the weights
+    assert out["gap"] < 1e-5 * out["change"] + 1e-6

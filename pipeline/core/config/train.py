@@ -31,7 +31,8 @@ class TrainConfig:
       seed: Seed of initialization and shuffling.
       deterministic: Turn on TensorFlow op determinism (slower; identical reruns).
       strategy: `default` (one device), `mirrored` (all local GPUs) or `multi_worker`
-        (TF_CONFIG cluster).
+        (every worker of the TF_CONFIG cluster runs `recsys train`; README, "Training on a
+        cluster").
     """
 
     epochs: int = 10

@@ -1,4 +1,5 @@
-"""The `recsys` command line: help, one-line failures, sample-data and preprocess summaries."""
+"""The `recsys` command line: help, one-line failures, sample-data and preprocess summaries, the
+work directory's lock in a multi-worker run."""
 
 import errno
 import gzip
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 
+from pipeline.core.lock import work_dir_lock
 from pipeline.orchestrate import cli
 from pipeline.orchestrate.cli import main
 from tests.conftest import REPO_ROOT
@@ -114,3 +116,25 @@ def test_the_console_script_sets_legacy_keras_and_runs():
     )
     assert result.returncode == 2
     assert "data.format must be one of jsonl, csv, parquet, movielens (got 'xml')" in result.stderr
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_only_the_chief_of_a_multi_worker_run_takes_the_work_dir_lock(
+    index, tmp_path, monkeypatch, capsys
+):
+    """Workers of one run share the work directory (on one machine too): with the lock held,
+    as the chief holds it while it trains, worker 1 trains and worker 0, the chief, is
+    refused."""
+    trained = []
+    monkeypatch.setitem(cli._HANDLERS, "train", lambda *args: trained.append(True))
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    argv = ["train", "--set", f"work_dir={tmp_path}", "--set", "train.strategy=multi_worker"]
+    with work_dir_lock(str(tmp_path)):
+        status = main(argv)
+    if index == 0:
+        assert status == 2 and "is in use by another run" in capsys.readouterr().err
+        assert not trained
+    else:
+        assert status == 0 and trained
