@@ -159,6 +159,26 @@ def test_training_lowers_the_loss_for_each_task_mix(retrieval, ranking):
     assert history.history["loss"]
 
 
+def test_the_reported_losses_are_means_over_every_batch_not_the_last_one():
+    """`val_loss` chooses the number of epochs: it must weigh every validation batch. Three
+    batches of different losses: the evaluation reports their mean, and fit's epoch loss is
+    the mean of the losses of its steps."""
+    tf.keras.utils.set_random_seed(2)
+    model = Recommender(_space(), ModelConfig(embedding_dim=8))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+    full = _batch()
+    parts = [{k: v[i : i + 2] for k, v in full.items()} for i in (0, 1, 2)]
+    losses = [float(model.compute_loss(part)) for part in parts]
+    assert max(losses) - min(losses) > 1e-3  # the batches differ, so the last one alone is wrong
+    dataset = tf.data.Dataset.from_tensors(parts[0])
+    for part in parts[1:]:
+        dataset = dataset.concatenate(tf.data.Dataset.from_tensors(part))
+    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    again = model.evaluate(dataset, verbose=0, return_dict=True)  # reset between evaluations
+    assert again["loss"] == pytest.approx(logs["loss"], rel=1e-5)
+
+
 @pytest.mark.parametrize("head_only", [False, True])
 def test_ranking_head_only_keeps_the_ranking_loss_out_of_the_towers(head_only):
     """With `ranking_head_only` the towers' gradients are the retrieval loss's alone (the same
